@@ -1,0 +1,41 @@
+# Two commands set up a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format stop clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## run: install, migrate, seed the demo, start web + worker + beat; prints the URL and logins.
+## Uses DATABASE_URL / CELERY_BROKER_URL when set, else embedded PostgreSQL and Redis in .data/.
+run: $(VENV)/.installed
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runplatform
+
+## test: the whole test suite (real PostgreSQL, a real Celery worker, headless Chromium).
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## stop: stop the embedded PostgreSQL and Redis that `make run` left running in .data/.
+stop:
+	-test -f .data/redis.pid && kill $$(cat .data/redis.pid)
+	-test -d .data/pg && $(BIN)/python -c "import pgserver,sys; pgserver.get_server('.data/pg', cleanup_mode='stop').cleanup()"
+
+clean: stop
+	rm -rf .data

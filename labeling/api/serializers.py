@@ -1,0 +1,156 @@
+"""Request and response shapes of the labeling API."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from labeling.config import MAX_K, validate_project_config
+from labeling.errors import InvalidConfig
+from labeling.models import Item, Judgement, Project
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    config = serializers.JSONField(required=False, default=dict)
+
+    class Meta:
+        model = Project
+        fields = [
+            "slug",
+            "name",
+            "kind",
+            "instructions",
+            "overlap",
+            "round_size",
+            "gold_rate",
+            "lease_seconds",
+            "config",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+        extra_kwargs = {
+            "overlap": {"min_value": 1, "max_value": 100},
+            "round_size": {"min_value": 1},
+            "gold_rate": {"min_value": 0.0, "max_value": 1.0},
+            "lease_seconds": {"min_value": 10, "max_value": 7 * 24 * 3600},
+        }
+
+    def validate(self, attrs):
+        kind = attrs.get("kind", Project.Kind.TEXT)
+        try:
+            attrs["config"] = validate_project_config(kind, attrs.get("config") or {})
+        except InvalidConfig as exc:
+            raise serializers.ValidationError({"config": {exc.key: exc.message}}) from None
+        return attrs
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+
+    def validate_username(self, value: str):
+        user = get_user_model().objects.filter(username=value).first()
+        if user is None:
+            raise serializers.ValidationError(f"No user named {value!r}.")
+        return user
+
+
+class MemberResponseSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    project = serializers.CharField()
+    created = serializers.BooleanField()
+
+
+class ImportResponseSerializer(serializers.Serializer):
+    created_items = serializers.IntegerField()
+    created_comparisons = serializers.IntegerField()
+    created_judgements = serializers.IntegerField()
+
+
+class ShownItemSerializer(serializers.ModelSerializer):
+    text = serializers.CharField(required=False)
+    clip_url = serializers.CharField(required=False)
+    poster_url = serializers.CharField(required=False)
+
+    class Meta:
+        model = Item
+        fields = ["id", "text", "clip_url", "poster_url"]
+
+    def to_representation(self, item: Item) -> dict:
+        shown: dict = {"id": item.pk}
+        if item.clip:
+            shown["clip_url"] = item.clip.url
+            if item.poster:
+                shown["poster_url"] = item.poster.url
+        else:
+            shown["text"] = item.text
+        return shown
+
+
+class ProgressSerializer(serializers.Serializer):
+    judged = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+
+
+class AssignmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The comparison's id; judge it at /api/comparisons/{id}/judgement/.")
+    project = serializers.CharField()
+    prompt = serializers.CharField(allow_blank=True)
+    items = ShownItemSerializer(many=True, help_text="In the order shown: left, then right.")
+    lease_expires_at = serializers.DateTimeField()
+    progress = ProgressSerializer()
+
+
+class JudgementRequestSerializer(serializers.Serializer):
+    choice = serializers.ChoiceField(
+        choices=["left", "right", "tie", "skip"],
+        required=False,
+        help_text="For a pair, as shown: left, right, tie or skip. For K > 2 only skip.",
+    )
+    ranking = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        min_length=2,
+        max_length=MAX_K,
+        required=False,
+        help_text="For K > 2: every item id of the comparison, best first.",
+    )
+    time_spent_ms = serializers.IntegerField(
+        min_value=0, max_value=24 * 3600 * 1000, required=False, allow_null=True
+    )
+
+    def validate(self, attrs):
+        if ("choice" in attrs) == ("ranking" in attrs):
+            raise serializers.ValidationError("Send exactly one of 'choice' and 'ranking'.")
+        return attrs
+
+
+class JudgementSerializer(serializers.ModelSerializer):
+    comparison = serializers.IntegerField(source="comparison_id")
+
+    class Meta:
+        model = Judgement
+        fields = ["id", "comparison", "choice", "ranking", "shown_order", "time_spent_ms", "created_at"]
+
+
+class AnnotatorStatsSerializer(serializers.Serializer):
+    annotator = serializers.CharField()
+    judgements = serializers.IntegerField()
+    skips = serializers.IntegerField()
+    agreement_with_majority = serializers.FloatField(allow_null=True)
+    agreement_comparisons = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    gold_judged = serializers.IntegerField()
+
+
+class StatsSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    items = serializers.IntegerField()
+    comparisons = serializers.IntegerField()
+    comparisons_open = serializers.IntegerField()
+    comparisons_complete = serializers.IntegerField()
+    comparisons_closed = serializers.IntegerField()
+    judgements = serializers.IntegerField()
+    annotators = AnnotatorStatsSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()

@@ -1,0 +1,241 @@
+"""The labeling API. Views parse, call a service or selector, and serialize; errors are
+mapped to HTTP answers in labeling.api.errors."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from labeling import imports, selectors, services
+from labeling.api import serializers as s
+from labeling.errors import ImportTooLarge, InvalidInput, NotAllowed
+from labeling.models import Comparison
+
+
+class IsStaff(IsAuthenticated):
+    message = "Only staff may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return super().has_permission(request, view) and request.user.is_staff
+
+
+def _staff_project(request, slug: str):
+    """The project, for staff; a member gets 403, anyone else 404."""
+    project = selectors.access_project(request.user, slug)
+    if not request.user.is_staff:
+        raise NotAllowed("Only staff may do this.")
+    return project
+
+
+class TokenView(ObtainAuthToken):
+    """Exchange a username and password for an API token."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=s.ProjectSerializer(many=True))
+    def get(self, request):
+        """Projects you are a member of (staff: all projects)."""
+        projects = selectors.visible_projects(request.user).order_by("slug")
+        return Response(s.ProjectSerializer(projects, many=True).data)
+
+    @extend_schema(
+        request=s.ProjectSerializer,
+        responses={201: s.ProjectSerializer, 400: s.ErrorSerializer, 403: s.ErrorSerializer},
+    )
+    def post(self, request):
+        """Create a project (staff)."""
+        if not request.user.is_staff:
+            raise NotAllowed("Only staff may create projects.")
+        serializer = s.ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if selectors.visible_projects(request.user).filter(slug=serializer.validated_data["slug"]).exists():
+            raise InvalidInput(f"A project with slug {serializer.validated_data['slug']!r} exists.")
+        project = services.create_project(**serializer.validated_data)
+        return Response(s.ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class MembersView(APIView):
+    @extend_schema(
+        request=s.MemberSerializer,
+        responses={201: s.MemberResponseSerializer, 200: s.MemberResponseSerializer},
+    )
+    def post(self, request, slug: str):
+        """Make a user an annotator of this project (staff). Adding twice is a no-op."""
+        project = _staff_project(request, slug)
+        serializer = s.MemberSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["username"]
+        created = not selectors.is_member(user, project)
+        services.add_member(project=project, user=user)
+        body = {"username": user.get_username(), "project": project.slug, "created": created}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class JSONLinesParser(BaseParser):
+    """Hands the raw body to the view: JSONL is parsed, line by line, by the import service."""
+
+    media_type = "application/jsonl"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        return stream.read(settings.IMPORT_MAX_BYTES + 1) if stream is not None else b""
+
+
+class NDJSONParser(JSONLinesParser):
+    media_type = "application/x-ndjson"
+
+
+class PlainTextParser(JSONLinesParser):
+    media_type = "text/plain"
+
+
+class OctetStreamParser(JSONLinesParser):
+    media_type = "application/octet-stream"
+
+
+class ImportView(APIView):
+    parser_classes = [JSONLinesParser, NDJSONParser, PlainTextParser, OctetStreamParser, MultiPartParser]
+
+    @extend_schema(
+        request={"application/jsonl": OpenApiTypes.BINARY, "multipart/form-data": OpenApiTypes.BINARY},
+        responses={201: s.ImportResponseSerializer, 400: s.ErrorSerializer, 413: s.ErrorSerializer},
+    )
+    def post(self, request, slug: str):
+        """Import JSONL (staff): one ``{"prompt", "responses": [...]}`` or
+        ``{"prompt", "chosen", "rejected"}`` object per line. All lines or none are stored."""
+        project = _staff_project(request, slug)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.IMPORT_MAX_BYTES:
+            raise ImportTooLarge(
+                f"The upload is {length} bytes; the limit is {settings.IMPORT_MAX_BYTES} bytes."
+            )
+        data = request.data
+        if not isinstance(data, bytes):
+            upload = data.get("file")
+            if upload is None:
+                raise InvalidInput("Send the JSONL as the request body, or as a form field 'file'.")
+            data = upload.read(settings.IMPORT_MAX_BYTES + 1)
+        result = imports.import_jsonl(project=project, data=data, importer=request.user)
+        body = {
+            "created_items": result.created_items,
+            "created_comparisons": result.created_comparisons,
+            "created_judgements": result.created_judgements,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class NextView(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.AssignmentSerializer,
+            204: OpenApiResponse(description="Nothing is left for you in this project."),
+            403: s.ErrorSerializer,
+            404: s.ErrorSerializer,
+        },
+    )
+    def post(self, request, slug: str):
+        """Lease the next comparison for you to judge (members). Asking again while you
+        hold a lease returns the same one."""
+        project = selectors.access_project(request.user, slug)
+        lease = services.assign_next_comparison(annotator=request.user, project=project)
+        if lease is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        items = selectors.assignment_items(lease)
+        body = {
+            "id": lease.comparison_id,
+            "project": project.slug,
+            "prompt": items[0].prompt,
+            "items": items,
+            "lease_expires_at": lease.expires_at,
+            "progress": selectors.annotator_progress(request.user, project),
+        }
+        return Response(s.AssignmentSerializer(body).data)
+
+
+class ProgressView(APIView):
+    @extend_schema(responses=s.ProgressSerializer)
+    def get(self, request, slug: str):
+        """How many comparisons you have judged here and how many remain for you."""
+        project = selectors.access_project(request.user, slug)
+        return Response(selectors.annotator_progress(request.user, project))
+
+
+class JudgementView(APIView):
+    @extend_schema(
+        request=s.JudgementRequestSerializer,
+        responses={
+            201: s.JudgementSerializer,
+            200: s.JudgementSerializer,
+            400: s.ErrorSerializer,
+            403: s.ErrorSerializer,
+            404: s.ErrorSerializer,
+            409: s.ErrorSerializer,
+        },
+    )
+    def post(self, request, comparison_id: int):
+        """Judge a comparison you hold a lease on. ``left``/``right`` mean the items as they
+        were shown to you. An identical repeat returns 200 with the stored judgement."""
+        comparison: Comparison = selectors.access_comparison(request.user, comparison_id)
+        serializer = s.JudgementRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.record_judgement(
+            annotator=request.user,
+            comparison=comparison,
+            choice=serializer.validated_data.get("choice"),
+            ranking=serializer.validated_data.get("ranking"),
+            time_spent_ms=serializer.validated_data.get("time_spent_ms"),
+        )
+        return Response(
+            s.JudgementSerializer(result.judgement).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class ExportView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                enum=["trl", "full"],
+                default="trl",
+                description="trl: {prompt, chosen, rejected}; full: one line per judgement.",
+            )
+        ],
+        responses={(200, "application/jsonl"): OpenApiTypes.STR, 400: s.ErrorSerializer},
+    )
+    def get(self, request, slug: str):
+        """Download the project's judgements as JSONL (staff)."""
+        project = _staff_project(request, slug)
+        kind = request.query_params.get("format", "trl")
+        rows = {"trl": selectors.export_trl, "full": selectors.export_full}.get(kind)
+        if rows is None:
+            raise InvalidInput(f"format must be trl or full; got {kind!r}.")
+        response = StreamingHttpResponse(
+            (json.dumps(row, ensure_ascii=False) + "\n" for row in rows(project)),
+            content_type="application/jsonl",
+        )
+        response["Content-Disposition"] = f'attachment; filename="{project.slug}-{kind}.jsonl"'
+        return response
+
+
+class StatsView(APIView):
+    @extend_schema(responses=s.StatsSerializer)
+    def get(self, request, slug: str):
+        """Counts, agreement with the majority and gold accuracy. Staff see every annotator;
+        an annotator sees only their own figures."""
+        project = selectors.access_project(request.user, slug)
+        return Response(selectors.project_stats(project, for_user=request.user))

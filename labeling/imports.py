@@ -1,0 +1,143 @@
+"""Import of items and comparisons from JSONL: all of a file, or nothing of it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from labeling.config import MAX_K
+from labeling.errors import ImportRejected, ImportTooLarge, InvalidInput
+from labeling.models import Comparison, ComparisonItem, Item, Project
+from labeling.services import record_imported_judgement
+
+MAX_TEXT_CHARS = 50_000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created_items: int
+    created_comparisons: int
+    created_judgements: int
+
+
+@dataclass(frozen=True)
+class _Row:
+    prompt: str
+    responses: list[str]
+    judged: bool  # a {"prompt", "chosen", "rejected"} line: responses[0] won
+
+
+def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -> ImportResult:
+    """Store one comparison per line of ``data``.
+
+    A line is ``{"prompt": str, "responses": [2..K str]}`` (a pair or a ranking task for
+    annotators), or ``{"prompt": str, "chosen": str, "rejected": str}`` (a pair already
+    judged, recorded as a judgement by ``importer`` and not queued). Blank lines are
+    ignored. The first bad line raises ImportRejected naming it, and nothing is stored.
+    """
+    if project.kind != Project.Kind.TEXT:
+        raise InvalidInput(
+            f"Project {project.slug!r} is a {project.kind} project; JSONL import is for text "
+            "projects."
+        )
+    if len(data) > settings.IMPORT_MAX_BYTES:
+        raise ImportTooLarge(
+            f"The file is {len(data)} bytes; the limit is {settings.IMPORT_MAX_BYTES} bytes "
+            "(IMPORT_MAX_BYTES). Split it into smaller files."
+        )
+    rows = list(_parse(data))
+    if not rows:
+        raise ImportRejected(None, "the file holds no JSON lines")
+    with transaction.atomic():
+        items = Item.objects.bulk_create(
+            Item(project=project, prompt=row.prompt, text=text, data={"source": "import"})
+            for row in rows
+            for text in row.responses
+        )
+        comparisons = Comparison.objects.bulk_create(
+            Comparison(
+                project=project,
+                status=Comparison.Status.CLOSED if row.judged else Comparison.Status.OPEN,
+                data={"source": "import"},
+            )
+            for row in rows
+        )
+        slots, judged = [], []
+        offset = 0
+        for row, comparison in zip(rows, comparisons, strict=True):
+            row_items = items[offset : offset + len(row.responses)]
+            offset += len(row.responses)
+            slots.extend(
+                ComparisonItem(comparison=comparison, item=item, position=i)
+                for i, item in enumerate(row_items)
+            )
+            if row.judged:
+                judged.append((comparison, [item.pk for item in row_items]))
+        ComparisonItem.objects.bulk_create(slots)
+        for comparison, ranking in judged:
+            record_imported_judgement(importer=importer, comparison=comparison, ranking=ranking)
+    return ImportResult(len(items), len(comparisons), len(judged))
+
+
+def _parse(data: bytes):
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImportRejected(number, "not valid UTF-8") from None
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportRejected(number, f"not valid JSON ({exc.msg})") from None
+        yield _row(number, obj)
+
+
+def _row(number: int, obj) -> _Row:
+    if not isinstance(obj, dict):
+        raise ImportRejected(number, "each line must be a JSON object")
+    prompt = obj.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ImportRejected(number, "'prompt' must be a non-empty string")
+    _check_length(number, "prompt", prompt)
+    if "responses" in obj:
+        extra = set(obj) - {"prompt", "responses"}
+        if extra:
+            raise ImportRejected(number, f"unexpected keys {sorted(extra)}")
+        responses = obj["responses"]
+        if not isinstance(responses, list) or not 2 <= len(responses) <= MAX_K:
+            raise ImportRejected(number, f"'responses' must be a list of 2 to {MAX_K} strings")
+        for i, text in enumerate(responses):
+            if not isinstance(text, str) or not text.strip():
+                raise ImportRejected(number, f"responses[{i}] must be a non-empty string")
+            _check_length(number, f"responses[{i}]", text)
+        if len(set(responses)) != len(responses):
+            raise ImportRejected(number, "'responses' must be distinct")
+        return _Row(prompt, list(responses), judged=False)
+    if "chosen" in obj or "rejected" in obj:
+        extra = set(obj) - {"prompt", "chosen", "rejected"}
+        if extra:
+            raise ImportRejected(number, f"unexpected keys {sorted(extra)}")
+        pair = []
+        for key in ("chosen", "rejected"):
+            text = obj.get(key)
+            if not isinstance(text, str) or not text.strip():
+                raise ImportRejected(number, f"'{key}' must be a non-empty string")
+            _check_length(number, key, text)
+            pair.append(text)
+        if pair[0] == pair[1]:
+            raise ImportRejected(number, "'chosen' and 'rejected' must differ")
+        return _Row(prompt, pair, judged=True)
+    raise ImportRejected(
+        number, "expected {'prompt', 'responses'} or {'prompt', 'chosen', 'rejected'}"
+    )
+
+
+def _check_length(number: int, key: str, text: str) -> None:
+    if len(text) > MAX_TEXT_CHARS:
+        raise ImportRejected(number, f"'{key}' is longer than {MAX_TEXT_CHARS} characters")

@@ -1,0 +1,62 @@
+"""Create the demo accounts and the demo text project. Running it again changes nothing."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from labeling import imports, services
+from labeling.models import Project
+
+DEMO_USERS = [
+    # username, password, is_staff
+    ("admin", "admin", True),
+    ("annotator", "annotator", False),
+]
+DEMO_TEXT_FILE = Path(settings.BASE_DIR) / "demo" / "text_demo.jsonl"
+DEMO_INSTRUCTIONS = """\
+Pick the response that is **more helpful, correct and kind**.
+
+* Prefer answers that are accurate and specific.
+* Press **3** (tie) when both are equally good or equally bad, **s** to skip.
+* For three or more responses, rank them best first.
+"""
+
+
+class Command(BaseCommand):
+    help = "Create the demo admin and annotator accounts and a demo text project."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        with transaction.atomic():
+            users = {}
+            for username, password, is_staff in DEMO_USERS:
+                user, created = User.objects.get_or_create(
+                    username=username, defaults={"is_staff": is_staff, "is_superuser": is_staff}
+                )
+                if created:
+                    user.set_password(password)
+                    user.save()
+                users[username] = user
+            project = Project.objects.filter(slug="demo-text").first()
+            if project is None:
+                project = services.create_project(
+                    slug="demo-text",
+                    name="Demo: which response is better?",
+                    kind=Project.Kind.TEXT,
+                    instructions=DEMO_INSTRUCTIONS,
+                    overlap=2,
+                    round_size=20,
+                )
+                result = imports.import_jsonl(
+                    project=project, data=DEMO_TEXT_FILE.read_bytes(), importer=users["admin"]
+                )
+                self.stdout.write(
+                    f"demo-text: {result.created_comparisons} comparisons, "
+                    f"{result.created_items} items"
+                )
+            for user in users.values():
+                services.add_member(project=project, user=user)
+        self.stdout.write(self.style.SUCCESS("Demo data is in place."))

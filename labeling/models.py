@@ -1,0 +1,227 @@
+"""The labeling tables: projects, their members, items, comparisons, leases and judgements."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text (language-model responses)"
+        TRAJECTORY = "trajectory", "Trajectory (gymnasium clips)"
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
+    instructions = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Judgements wanted per comparison (skips do not count)."
+    )
+    round_size = models.PositiveIntegerField(
+        default=100, help_text="New judgements that start a training round."
+    )
+    gold_rate = models.FloatField(
+        default=0.0,
+        help_text="Share of assignments drawn from gold comparisons (0..1).",
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=600,
+        help_text="How long an annotator holds a comparison before it returns.",
+    )
+    config = models.JSONField(default=dict, blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="labeling_projects"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_gte_1"),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1),
+                name="project_gold_rate_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def clean(self) -> None:
+        from labeling.config import validate_project_config
+
+        self.config = validate_project_config(self.kind, self.config)
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project}"
+
+
+class Item(models.Model):
+    """One thing an annotator looks at: a response to a prompt, or a trajectory segment."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    prompt = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    clip = models.FileField(upload_to="clips/%Y/%m/", blank=True)
+    poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
+    data = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Provenance: policy version, seed, true return, ...",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"item {self.pk}"
+
+
+class Comparison(models.Model):
+    """2..K items of one project to be ordered; K = 2 is a pair, K > 2 a ranking task."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPLETE = "complete", "Complete"
+        CLOSED = "closed", "Closed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    items = models.ManyToManyField(Item, through="ComparisonItem", related_name="comparisons")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    gold_ranking = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Gold answer: item ids best first, or the string 'tie' for a pair.",
+    )
+    judgement_count = models.PositiveIntegerField(
+        default=0, help_text="Judgements other than skips; kept under the row lock."
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "status", "id"], name="comparison_queue")]
+
+    def __str__(self) -> str:
+        return f"comparison {self.pk}"
+
+    @property
+    def is_gold(self) -> bool:
+        return self.gold_ranking is not None
+
+
+class ComparisonItem(models.Model):
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="slots")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="slots")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["comparison", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "position"], name="slot_position"),
+            models.UniqueConstraint(fields=["comparison", "item"], name="slot_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.comparison} #{self.position}: {self.item}"
+
+
+class Assignment(models.Model):
+    """A lease of a comparison to an annotator, with the order its items are shown in."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+        RELEASED = "released", "Released"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    display_order = models.JSONField(help_text="Item ids in the order this annotator sees them.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "comparison"], name="assignment_one_per_annotator"
+            ),
+            models.UniqueConstraint(
+                fields=["annotator", "project"],
+                condition=Q(status="open"),
+                name="assignment_one_open_lease",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["comparison", "expires_at"],
+                condition=Q(status="open"),
+                name="assignment_open_by_comparison",
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="open"),
+                name="assignment_open_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} holds {self.comparison}"
+
+
+class Judgement(models.Model):
+    """One annotator's answer to one comparison, with the item ids it ranks."""
+
+    class Choice(models.TextChoices):
+        LEFT = "left", "Left"
+        RIGHT = "right", "Right"
+        TIE = "tie", "Tie"
+        SKIP = "skip", "Skip"
+        RANKING = "ranking", "Ranking"
+
+    class Source(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator"
+        IMPORT = "import", "Imported"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgements")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgements")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgements"
+    )
+    choice = models.CharField(max_length=10, choices=Choice.choices)
+    ranking = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Item ids best first; empty for a tie or a skip.",
+    )
+    shown_order = models.JSONField(help_text="Item ids in the order the annotator saw them.")
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "comparison"], name="judgement_one_per_annotator"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "created_at"], name="judgement_by_project")]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.comparison}: {self.choice}"

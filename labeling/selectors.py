@@ -1,0 +1,233 @@
+"""Every read of the labeling app that is more than a one-liner."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from itertools import combinations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from labeling.errors import DomainError
+from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+# --- access ----------------------------------------------------------------------------------
+def visible_projects(user: AbstractBaseUser) -> QuerySet[Project]:
+    """Staff see every project; anyone else the projects they are a member of."""
+    if user.is_staff:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user)
+
+
+def access_project(user: AbstractBaseUser, slug: str) -> Project:
+    """The project ``slug`` if ``user`` may see it; NotFound otherwise (not 403: a
+    non-member learns nothing about which projects exist)."""
+    project = visible_projects(user).filter(slug=slug).first()
+    if project is None:
+        raise NotFound(f"No project {slug!r} that you are a member of.")
+    return project
+
+
+def access_comparison(user: AbstractBaseUser, comparison_id: int) -> Comparison:
+    comparison = (
+        Comparison.objects.select_related("project")
+        .filter(pk=comparison_id, project__in=visible_projects(user))
+        .first()
+    )
+    if comparison is None:
+        raise NotFound(f"No comparison {comparison_id} in a project you are a member of.")
+    return comparison
+
+
+def is_member(user: AbstractBaseUser, project: Project) -> bool:
+    return Membership.objects.filter(project=project, user=user).exists()
+
+
+# --- the annotator's view --------------------------------------------------------------------
+def assignment_items(assignment: Assignment) -> list[Item]:
+    """The lease's items in the order this annotator sees them."""
+    by_id = Item.objects.in_bulk(assignment.display_order)
+    return [by_id[pk] for pk in assignment.display_order]
+
+
+def active_lease_count(now, *, excluding: AbstractBaseUser | None = None):
+    """An expression: the number of open, unexpired leases of the outer comparison."""
+    leases = Assignment.objects.filter(
+        comparison=OuterRef("pk"), status=Assignment.Status.OPEN, expires_at__gt=now
+    )
+    if excluding is not None:
+        leases = leases.exclude(annotator=excluding)
+    counted = leases.order_by().values("comparison").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted), Value(0))
+
+
+def annotator_progress(annotator: AbstractBaseUser, project: Project) -> dict[str, int]:
+    """How many comparisons this annotator has judged here, and how many are still open
+    to them (not judged by them, and not yet at ``overlap`` with others' leases)."""
+    judged = Judgement.objects.filter(project=project, annotator=annotator)
+    remaining = (
+        Comparison.objects.filter(project=project, status=Comparison.Status.OPEN)
+        .exclude(pk__in=judged.values("comparison"))
+        .annotate(leased=active_lease_count(timezone.now(), excluding=annotator))
+        .filter(
+            Q(gold_ranking__isnull=False) | Q(judgement_count__lt=project.overlap - F("leased"))
+        )
+        .count()
+    )
+    return {"judged": judged.count(), "remaining": remaining}
+
+
+# --- export ----------------------------------------------------------------------------------
+def _judgements_for_export(project: Project) -> QuerySet[Judgement]:
+    return (
+        Judgement.objects.filter(project=project)
+        .select_related("annotator", "comparison")
+        .order_by("pk")
+    )
+
+
+def _items_by_id(project: Project) -> dict[int, Item]:
+    return {
+        item.pk: item
+        for item in Item.objects.filter(project=project).only("pk", "prompt", "text", "clip")
+    }
+
+
+def export_trl(project: Project) -> Iterator[dict]:
+    """Preference pairs as TRL's trainers read them: {prompt, chosen, rejected}.
+
+    A ranking of K items gives all C(K, 2) pairs; ties and skips give none; gold answers
+    are not exported. Each judgement contributes its own pairs, so a comparison judged by
+    three annotators appears up to three times (TRL averages over them)."""
+    items = _items_by_id(project)
+    for judgement in _judgements_for_export(project).exclude(ranking=None):
+        for better, worse in combinations(judgement.ranking, 2):
+            yield {
+                "prompt": items[better].prompt,
+                "chosen": items[better].text,
+                "rejected": items[worse].text,
+            }
+
+
+def export_full(project: Project) -> Iterator[dict]:
+    """One line per judgement: who, what they saw, what they answered, how long it took."""
+    items = _items_by_id(project)
+    for judgement in _judgements_for_export(project):
+        yield {
+            "judgement_id": judgement.pk,
+            "comparison_id": judgement.comparison_id,
+            "annotator": judgement.annotator.get_username(),
+            "source": judgement.source,
+            "choice": judgement.choice,
+            "ranking": judgement.ranking,
+            "shown_order": judgement.shown_order,
+            "items": [
+                {"id": pk, "prompt": items[pk].prompt, "text": items[pk].text}
+                for pk in judgement.shown_order
+            ],
+            "time_spent_ms": judgement.time_spent_ms,
+            "gold": judgement.comparison.gold_ranking,
+            "created_at": judgement.created_at.isoformat(),
+        }
+
+
+# --- statistics ------------------------------------------------------------------------------
+def _outcome(judgement: Judgement):
+    """What an answer says is best: the top item id, or 'tie'; None for a skip."""
+    if judgement.choice == Judgement.Choice.TIE:
+        return "tie"
+    if judgement.ranking:
+        return judgement.ranking[0]
+    return None
+
+
+def _gold_outcome(gold):
+    if gold == "tie":
+        return "tie"
+    return gold[0]
+
+
+def project_stats(project: Project, *, for_user: AbstractBaseUser) -> dict:
+    """Counts, agreement with the majority and gold accuracy.
+
+    Agreement: on comparisons with at least two non-skip answers, the share of an
+    annotator's answers whose top choice (or tie) equals the most common top choice of the
+    *other* annotators (comparisons where the others are split evenly are left out).
+    Staff see every annotator; an annotator sees the counts and their own figures only.
+    """
+    comparisons = Comparison.objects.filter(project=project)
+    by_status = dict(comparisons.values_list("status").annotate(n=Count("pk")).order_by())
+    judgements = list(
+        Judgement.objects.filter(project=project, source=Judgement.Source.ANNOTATOR)
+        .select_related("annotator", "comparison")
+        .only("choice", "ranking", "annotator__username", "comparison__gold_ranking")
+    )
+    answers_by_comparison: dict[int, list[tuple[str, object]]] = defaultdict(list)
+    per_annotator: dict[str, dict] = defaultdict(
+        lambda: {
+            "judgements": 0,
+            "skips": 0,
+            "agree": 0,
+            "compared": 0,
+            "gold_right": 0,
+            "gold_seen": 0,
+        }
+    )
+    for j in judgements:
+        name = j.annotator.username
+        row = per_annotator[name]
+        row["judgements"] += 1
+        outcome = _outcome(j)
+        if outcome is None:
+            row["skips"] += 1
+            continue
+        gold = j.comparison.gold_ranking
+        if gold is not None:
+            row["gold_seen"] += 1
+            row["gold_right"] += int(outcome == _gold_outcome(gold))
+        else:
+            answers_by_comparison[j.comparison_id].append((name, outcome))
+    for answers in answers_by_comparison.values():
+        if len(answers) < 2:
+            continue
+        for name, outcome in answers:
+            others = Counter(o for n, o in answers if n != name).most_common(2)
+            if len(others) == 2 and others[0][1] == others[1][1]:
+                continue
+            per_annotator[name]["compared"] += 1
+            per_annotator[name]["agree"] += int(outcome == others[0][0])
+    annotators = []
+    for name, row in sorted(per_annotator.items()):
+        if not for_user.is_staff and name != for_user.get_username():
+            continue
+        annotators.append(
+            {
+                "annotator": name,
+                "judgements": row["judgements"],
+                "skips": row["skips"],
+                "agreement_with_majority": row["agree"] / row["compared"]
+                if row["compared"]
+                else None,
+                "agreement_comparisons": row["compared"],
+                "gold_accuracy": row["gold_right"] / row["gold_seen"] if row["gold_seen"] else None,
+                "gold_judged": row["gold_seen"],
+            }
+        )
+    return {
+        "project": project.slug,
+        "items": Item.objects.filter(project=project).count(),
+        "comparisons": sum(by_status.values()),
+        "comparisons_open": by_status.get(Comparison.Status.OPEN, 0),
+        "comparisons_complete": by_status.get(Comparison.Status.COMPLETE, 0),
+        "comparisons_closed": by_status.get(Comparison.Status.CLOSED, 0),
+        "judgements": Judgement.objects.filter(project=project).count(),
+        "annotators": annotators,
+    }

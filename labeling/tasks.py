@@ -1,0 +1,17 @@
+"""Celery tasks of the labeling app: thin wrappers around services."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from labeling import services
+
+
+@shared_task(
+    name="labeling.release_expired_leases",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    max_retries=3,
+)
+def release_expired_leases() -> int:
+    """Periodic: return comparisons whose leases expired to the pool."""
+    return services.release_expired_leases()

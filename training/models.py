@@ -1,0 +1,1 @@
+"""Training tables: reward models, policies, runs (see issues 3-5)."""
