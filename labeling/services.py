@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,25 +92,30 @@ def assign_next_comparison(
     The annotator's own open lease is returned again if they hold one. Otherwise a
     comparison is chosen whose judgements plus open leases are below ``overlap``; gold
     comparisons (which every annotator sees once, outside ``overlap``) are mixed in at
-    ``project.gold_rate``. Candidate rows are locked with SKIP LOCKED, and counts are
-    re-read under the lock, so concurrent callers never over-assign. Returns None when
-    nothing is left for this annotator.
+    ``project.gold_rate``. Candidate rows are locked with SKIP LOCKED and their counts are
+    re-read under the lock, so concurrent callers never over-assign; a caller that finds
+    every candidate locked by others waits briefly and looks again rather than being told
+    that nothing is left. Returns None when nothing is left for this annotator.
     """
     if not Membership.objects.filter(project=project, user=annotator).exists():
         raise NotAllowed(f"You are not an annotator of project {project.slug!r}.")
     rng = rng or random
-    now = timezone.now()
-    for _attempt in range(3):
+    want_gold = project.gold_rate > 0 and rng.random() < project.gold_rate
+    order = (True, False) if want_gold else (False, True)
+    deadline = time.monotonic() + ASSIGN_PATIENCE_SECONDS
+    while True:
+        now = timezone.now()
         try:
             with transaction.atomic():
                 lease = _current_lease(annotator=annotator, project=project, now=now)
                 if lease is not None:
                     return lease
-                want_gold = project.gold_rate > 0 and rng.random() < project.gold_rate
-                order = (True, False) if want_gold else (False, True)
                 for gold in order:
-                    comparison = _lock_candidate(
+                    candidates = _candidates(
                         annotator=annotator, project=project, gold=gold, now=now
+                    )
+                    comparison = _lock_first_with_room(
+                        candidates, project=project, gold=gold, now=now
                     )
                     if comparison is not None:
                         return _lease(
@@ -119,12 +125,23 @@ def assign_next_comparison(
                             now=now,
                             rng=rng,
                         )
-                return None
+                busy = any(
+                    _candidates(annotator=annotator, project=project, gold=gold, now=now).exists()
+                    for gold in order
+                )
         except IntegrityError:
-            # The same annotator asked twice at once and the other request won; its
-            # lease is what we return on the next pass.
-            now = timezone.now()
-    raise Conflict("Could not assign a comparison; please retry.")
+            # The same annotator asked twice at once and the other request won; its lease
+            # is what the next pass returns.
+            busy = True
+        if not busy:
+            return None
+        if time.monotonic() > deadline:
+            raise Conflict("Every remaining comparison is being assigned right now; retry.")
+        time.sleep(rng.uniform(0.005, 0.03))
+
+
+# How long a caller waits for comparisons that other transactions hold locked for a moment.
+ASSIGN_PATIENCE_SECONDS = 5.0
 
 
 def _current_lease(*, annotator, project, now) -> Assignment | None:
@@ -142,7 +159,8 @@ def _current_lease(*, annotator, project, now) -> Assignment | None:
     return None
 
 
-def _lock_candidate(*, annotator, project, gold: bool, now) -> Comparison | None:
+def _candidates(*, annotator, project, gold: bool, now):
+    """Comparisons this annotator may be given, best first (not locked)."""
     judged = Judgement.objects.filter(annotator=annotator, project=project).values("comparison")
     candidates = Comparison.objects.filter(
         project=project, status=Comparison.Status.OPEN, gold_ranking__isnull=not gold
@@ -154,9 +172,19 @@ def _lock_candidate(*, annotator, project, gold: bool, now) -> Comparison | None
     # A comparison whose lease this annotator let expire comes back to them only after
     # the ones they have never seen.
     held = Assignment.objects.filter(annotator=annotator, comparison=OuterRef("pk"))
-    candidates = candidates.annotate(held_before=Exists(held)).order_by("held_before", "pk")
-    for comparison in candidates.select_for_update(skip_locked=True, of=("self",))[:8]:
-        if gold:
+    return candidates.annotate(held_before=Exists(held)).order_by("held_before", "pk")
+
+
+def _lock_first_with_room(candidates, *, project, gold: bool, now) -> Comparison | None:
+    """Lock the first candidate nobody else has locked and that still has room."""
+    full: list[int] = []
+    for _ in range(8):
+        comparison = (
+            candidates.exclude(pk__in=full)
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if comparison is None or gold:
             return comparison
         # Re-read under the row lock: every lease of this comparison is written while
         # holding this lock, so this count is exact.
@@ -169,6 +197,7 @@ def _lock_candidate(*, annotator, project, gold: bool, now) -> Comparison | None
             and comparison.judgement_count + leased < project.overlap
         ):
             return comparison
+        full.append(comparison.pk)
     return None
 
 

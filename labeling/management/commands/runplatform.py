@@ -91,7 +91,7 @@ class Command(BaseCommand):
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with status {child.returncode}; stopping.")
+                        self.stderr.write(f"{name} exited ({child.returncode}); stopping.")
                         stopping = True
                 time.sleep(0.5)
         finally:

@@ -1,0 +1,123 @@
+"""Shared fixtures: small helpers that build users, projects and comparisons."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from labeling import services
+from labeling.models import Item, Project
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str | None = None, *, staff: bool = False, password: str = "pw"):
+        username = username or f"user{next(_counter)}"
+        user = get_user_model().objects.create_user(
+            username=username, password=password, is_staff=staff
+        )
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_project(db):
+    def make(slug: str | None = None, *, members=(), **fields) -> Project:
+        slug = slug or f"project-{next(_counter)}"
+        project = services.create_project(slug=slug, name=slug.title(), **fields)
+        for user in members:
+            services.add_member(project=project, user=user)
+        return project
+
+    return make
+
+
+@pytest.fixture
+def make_comparison(db):
+    def make(project: Project, k: int = 2, *, prompt: str = "a prompt", gold=None, texts=None):
+        texts = texts or [f"response {next(_counter)}" for _ in range(k)]
+        items = [Item.objects.create(project=project, prompt=prompt, text=t) for t in texts]
+        return services.create_comparison(project=project, items=items, gold_ranking=gold)
+
+    return make
+
+
+@pytest.fixture
+def api_client_for():
+    """An APIClient authenticated with the user's token (or anonymous for None)."""
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings, tmp_path):
+    """Start a real Celery worker process on the test database and the real broker.
+
+    Yields the name of a queue private to this test (so a shared broker's other messages
+    are never taken); send tasks with ``apply_async(queue=...)``. The worker is stopped
+    afterwards."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from django.db import connection
+
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    db = connection.settings_dict
+    host = db["HOST"] or ""
+    netloc = f"{db['USER']}@{host.replace('/', '%2F')}" + (f":{db['PORT']}" if db["PORT"] else "")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "rlhf_platform.test_settings",
+        "DATABASE_URL": f"postgresql://{netloc}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    log = open(tmp_path / "worker.log", "w+")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "rlhf_platform",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield queue
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.seek(0)
+        print(log.read()[-4000:])  # shown when the test fails
+        log.close()
