@@ -43,7 +43,15 @@ def export_projects(modeladmin, request, queryset):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "kind", "overlap", "round_size", "n_comparisons", "n_judgements"]
+    list_display = [
+        "slug",
+        "name",
+        "kind",
+        "overlap",
+        "round_size",
+        "n_comparisons",
+        "n_judgements",
+    ]
     list_filter = ["kind"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]

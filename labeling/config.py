@@ -74,8 +74,10 @@ def _env_id(v: Any) -> str | None:
 
 
 def _prompts(v: Any) -> str | None:
-    if not isinstance(v, list) or not all(isinstance(p, str) and p.strip() for p in v):
-        return "must be a list of non-empty strings"
+    if not isinstance(v, list) or not all(
+        isinstance(p, str) and p.strip() and "\x00" not in p for p in v
+    ):
+        return "must be a list of non-empty strings without NUL characters"
     return None
 
 

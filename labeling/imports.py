@@ -139,5 +139,7 @@ def _row(number: int, obj) -> _Row:
 
 
 def _check_length(number: int, key: str, text: str) -> None:
+    if "\x00" in text:
+        raise ImportRejected(number, f"'{key}' contains a NUL character, which cannot be stored")
     if len(text) > MAX_TEXT_CHARS:
         raise ImportRejected(number, f"'{key}' is longer than {MAX_TEXT_CHARS} characters")

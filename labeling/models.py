@@ -79,6 +79,11 @@ class Item(models.Model):
     text = models.TextField(blank=True)
     clip = models.FileField(upload_to="clips/%Y/%m/", blank=True)
     poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
+    payload = models.FileField(
+        upload_to="segments/%Y/%m/",
+        blank=True,
+        help_text="A trajectory segment's observations and actions (.npz), for training.",
+    )
     data = models.JSONField(
         default=dict,
         blank=True,

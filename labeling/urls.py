@@ -6,4 +6,5 @@ app_name = "labeling"
 urlpatterns = [
     path("", views.home, name="home"),
     path("label/<slug:slug>/", views.annotate, name="annotate"),
+    path("media/<path:path>", views.protected_media, name="media"),
 ]

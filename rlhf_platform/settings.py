@@ -190,11 +190,14 @@ CELERY_TASK_TIME_LIMIT = 2 * 60 * 60
 # Longer than the longest task, or a late-acknowledged task is delivered twice while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 60 * 60}
 CELERY_RESULT_EXPIRES = 24 * 60 * 60
+CELERY_TASK_ROUTES = {
+    "training.fit_reward_model": {"queue": "train"},
+    "training.improve_policy": {"queue": "train"},
+    "training.generate_comparisons": {"queue": "render"},
+}
 CELERY_BEAT_SCHEDULE = {
-    "release-expired-leases": {
-        "task": "labeling.release_expired_leases",
-        "schedule": 60.0,
-    },
+    "release-expired-leases": {"task": "labeling.release_expired_leases", "schedule": 60.0},
+    "requeue-stale-runs": {"task": "training.requeue_stale_runs", "schedule": 60.0},
 }
 
 # --- Labeling limits -----------------------------------------------------------------------

@@ -67,8 +67,8 @@ def api_client_for():
 def celery_worker_process(transactional_db, settings, tmp_path):
     """Start a real Celery worker process on the test database and the real broker.
 
-    Yields the name of a queue private to this test (so a shared broker's other messages
-    are never taken); send tasks with ``apply_async(queue=...)``. The worker is stopped
+    Every task this test sends is routed to a queue private to it (so a shared broker's
+    other messages are never taken); the queue's name is yielded. The worker is stopped
     afterwards."""
     import os
     import subprocess
@@ -110,9 +110,20 @@ def celery_worker_process(transactional_db, settings, tmp_path):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    from rlhf_platform.celery import app
+
+    saved_routes = app.conf.task_routes
+
+    def route_all_to(routes):
+        app.conf.task_routes = routes
+        app.amqp.flush_routes()
+        app.amqp.__dict__.pop("router", None)  # a cached property built from the routes
+
+    route_all_to({"*": {"queue": queue}})
     try:
         yield queue
     finally:
+        route_all_to(saved_routes)
         worker.terminate()
         try:
             worker.wait(timeout=20)

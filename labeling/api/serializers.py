@@ -10,6 +10,17 @@ from labeling.errors import InvalidConfig
 from labeling.models import Item, Judgement, Project
 
 
+def _contains_nul(value) -> bool:
+    """Whether a NUL character appears in any string of a JSON value, keys included."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     config = serializers.JSONField(required=False, default=dict)
 
@@ -34,6 +45,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "gold_rate": {"min_value": 0.0, "max_value": 1.0},
             "lease_seconds": {"min_value": 10, "max_value": 7 * 24 * 3600},
         }
+
+    def validate_config(self, value):
+        # PostgreSQL's jsonb cannot hold U+0000: refuse it here rather than fail on save.
+        if _contains_nul(value):
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
 
     def validate(self, attrs):
         kind = attrs.get("kind", Project.Kind.TEXT)
@@ -92,7 +109,9 @@ class ProgressSerializer(serializers.Serializer):
 
 
 class AssignmentSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The comparison's id; judge it at /api/comparisons/{id}/judgement/.")
+    id = serializers.IntegerField(
+        help_text="The comparison's id; judge it at /api/comparisons/{id}/judgement/."
+    )
     project = serializers.CharField()
     prompt = serializers.CharField(allow_blank=True)
     items = ShownItemSerializer(many=True, help_text="In the order shown: left, then right.")
@@ -128,7 +147,15 @@ class JudgementSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Judgement
-        fields = ["id", "comparison", "choice", "ranking", "shown_order", "time_spent_ms", "created_at"]
+        fields = [
+            "id",
+            "comparison",
+            "choice",
+            "ranking",
+            "shown_order",
+            "time_spent_ms",
+            "created_at",
+        ]
 
 
 class AnnotatorStatsSerializer(serializers.Serializer):

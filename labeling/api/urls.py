@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from labeling.api import views
 
@@ -16,4 +16,6 @@ urlpatterns = [
         views.JudgementView.as_view(),
         name="api-judgement",
     ),
+    # Anything else under /api/ is a JSON 404, not Django's HTML page.
+    re_path(r"^.*$", views.api_not_found),
 ]

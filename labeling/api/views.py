@@ -11,8 +11,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import BaseParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -62,7 +64,11 @@ class ProjectListView(APIView):
             raise NotAllowed("Only staff may create projects.")
         serializer = s.ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if selectors.visible_projects(request.user).filter(slug=serializer.validated_data["slug"]).exists():
+        if (
+            selectors.visible_projects(request.user)
+            .filter(slug=serializer.validated_data["slug"])
+            .exists()
+        ):
             raise InvalidInput(f"A project with slug {serializer.validated_data['slug']!r} exists.")
         project = services.create_project(**serializer.validated_data)
         return Response(s.ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
@@ -106,18 +112,36 @@ class OctetStreamParser(JSONLinesParser):
     media_type = "application/octet-stream"
 
 
+def _declared_length(request) -> int:
+    """The body size the client declared; 0 when it declared none, or nonsense (the body
+    is then read up to the limit and measured)."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 class ImportView(APIView):
-    parser_classes = [JSONLinesParser, NDJSONParser, PlainTextParser, OctetStreamParser, MultiPartParser]
+    parser_classes = [
+        JSONLinesParser,
+        NDJSONParser,
+        PlainTextParser,
+        OctetStreamParser,
+        MultiPartParser,
+    ]
 
     @extend_schema(
-        request={"application/jsonl": OpenApiTypes.BINARY, "multipart/form-data": OpenApiTypes.BINARY},
+        request={
+            "application/jsonl": OpenApiTypes.BINARY,
+            "multipart/form-data": OpenApiTypes.BINARY,
+        },
         responses={201: s.ImportResponseSerializer, 400: s.ErrorSerializer, 413: s.ErrorSerializer},
     )
     def post(self, request, slug: str):
         """Import JSONL (staff): one ``{"prompt", "responses": [...]}`` or
         ``{"prompt", "chosen", "rejected"}`` object per line. All lines or none are stored."""
         project = _staff_project(request, slug)
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        length = _declared_length(request)
         if length > settings.IMPORT_MAX_BYTES:
             raise ImportTooLarge(
                 f"The upload is {length} bytes; the limit is {settings.IMPORT_MAX_BYTES} bytes."
@@ -239,3 +263,10 @@ class StatsView(APIView):
         an annotator sees only their own figures."""
         project = selectors.access_project(request.user, slug)
         return Response(selectors.project_stats(project, for_user=request.user))
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])
+@permission_classes([AllowAny])
+def api_not_found(request, *args, **kwargs):
+    raise NotFound(f"No API endpoint at {request.path}; see /api/docs/.")

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,162 +14,407 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Comparison',
+            name="Comparison",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('open', 'Open'), ('complete', 'Complete'), ('closed', 'Closed')], default='open', max_length=10)),
-                ('gold_ranking', models.JSONField(blank=True, help_text="Gold answer: item ids best first, or the string 'tie' for a pair.", null=True)),
-                ('judgement_count', models.PositiveIntegerField(default=0, help_text='Judgements other than skips; kept under the row lock.')),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("complete", "Complete"), ("closed", "Closed")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "gold_ranking",
+                    models.JSONField(
+                        blank=True,
+                        help_text="Gold answer: item ids best first, or the string 'tie' for a pair.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "judgement_count",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Judgements other than skips; kept under the row lock."
+                    ),
+                ),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Item',
+            name="Item",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prompt', models.TextField(blank=True)),
-                ('text', models.TextField(blank=True)),
-                ('clip', models.FileField(blank=True, upload_to='clips/%Y/%m/')),
-                ('poster', models.FileField(blank=True, upload_to='posters/%Y/%m/')),
-                ('data', models.JSONField(blank=True, default=dict, help_text='Provenance: policy version, seed, true return, ...')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("prompt", models.TextField(blank=True)),
+                ("text", models.TextField(blank=True)),
+                ("clip", models.FileField(blank=True, upload_to="clips/%Y/%m/")),
+                ("poster", models.FileField(blank=True, upload_to="posters/%Y/%m/")),
+                (
+                    "data",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Provenance: policy version, seed, true return, ...",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ComparisonItem',
+            name="ComparisonItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('comparison', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='slots', to='labeling.comparison')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='slots', to='labeling.item')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField()),
+                (
+                    "comparison",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="slots",
+                        to="labeling.comparison",
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="slots",
+                        to="labeling.item",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['comparison', 'position'],
+                "ordering": ["comparison", "position"],
             },
         ),
         migrations.AddField(
-            model_name='comparison',
-            name='items',
-            field=models.ManyToManyField(related_name='comparisons', through='labeling.ComparisonItem', to='labeling.item'),
+            model_name="comparison",
+            name="items",
+            field=models.ManyToManyField(
+                related_name="comparisons", through="labeling.ComparisonItem", to="labeling.item"
+            ),
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('text', 'Text (language-model responses)'), ('trajectory', 'Trajectory (gymnasium clips)')], default='text', max_length=20)),
-                ('instructions', models.TextField(blank=True, help_text='Markdown, shown to annotators.')),
-                ('overlap', models.PositiveSmallIntegerField(default=1, help_text='Judgements wanted per comparison (skips do not count).')),
-                ('round_size', models.PositiveIntegerField(default=100, help_text='New judgements that start a training round.')),
-                ('gold_rate', models.FloatField(default=0.0, help_text='Share of assignments drawn from gold comparisons (0..1).')),
-                ('lease_seconds', models.PositiveIntegerField(default=600, help_text='How long an annotator holds a comparison before it returns.')),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('members', models.ManyToManyField(related_name='labeling_projects', through='labeling.Membership', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("text", "Text (language-model responses)"),
+                            ("trajectory", "Trajectory (gymnasium clips)"),
+                        ],
+                        default="text",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "instructions",
+                    models.TextField(blank=True, help_text="Markdown, shown to annotators."),
+                ),
+                (
+                    "overlap",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        help_text="Judgements wanted per comparison (skips do not count).",
+                    ),
+                ),
+                (
+                    "round_size",
+                    models.PositiveIntegerField(
+                        default=100, help_text="New judgements that start a training round."
+                    ),
+                ),
+                (
+                    "gold_rate",
+                    models.FloatField(
+                        default=0.0,
+                        help_text="Share of assignments drawn from gold comparisons (0..1).",
+                    ),
+                ),
+                (
+                    "lease_seconds",
+                    models.PositiveIntegerField(
+                        default=600,
+                        help_text="How long an annotator holds a comparison before it returns.",
+                    ),
+                ),
+                ("config", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        related_name="labeling_projects",
+                        through="labeling.Membership",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.AddField(
-            model_name='membership',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='labeling.project'),
+            model_name="membership",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="memberships",
+                to="labeling.project",
+            ),
         ),
         migrations.CreateModel(
-            name='Judgement',
+            name="Judgement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('choice', models.CharField(choices=[('left', 'Left'), ('right', 'Right'), ('tie', 'Tie'), ('skip', 'Skip'), ('ranking', 'Ranking')], max_length=10)),
-                ('ranking', models.JSONField(blank=True, help_text='Item ids best first; empty for a tie or a skip.', null=True)),
-                ('shown_order', models.JSONField(help_text='Item ids in the order the annotator saw them.')),
-                ('time_spent_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('source', models.CharField(choices=[('annotator', 'Annotator'), ('import', 'Imported')], default='annotator', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='judgements', to=settings.AUTH_USER_MODEL)),
-                ('comparison', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='judgements', to='labeling.comparison')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='judgements', to='labeling.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "choice",
+                    models.CharField(
+                        choices=[
+                            ("left", "Left"),
+                            ("right", "Right"),
+                            ("tie", "Tie"),
+                            ("skip", "Skip"),
+                            ("ranking", "Ranking"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "ranking",
+                    models.JSONField(
+                        blank=True,
+                        help_text="Item ids best first; empty for a tie or a skip.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "shown_order",
+                    models.JSONField(help_text="Item ids in the order the annotator saw them."),
+                ),
+                ("time_spent_ms", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("annotator", "Annotator"), ("import", "Imported")],
+                        default="annotator",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="judgements",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "comparison",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="judgements",
+                        to="labeling.comparison",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="judgements",
+                        to="labeling.project",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='item',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='labeling.project'),
+            model_name="item",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="items",
+                to="labeling.project",
+            ),
         ),
         migrations.AddField(
-            model_name='comparison',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='comparisons', to='labeling.project'),
+            model_name="comparison",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="comparisons",
+                to="labeling.project",
+            ),
         ),
         migrations.CreateModel(
-            name='Assignment',
+            name="Assignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('display_order', models.JSONField(help_text='Item ids in the order this annotator sees them.')),
-                ('status', models.CharField(choices=[('open', 'Open'), ('done', 'Done'), ('released', 'Released')], default='open', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to=settings.AUTH_USER_MODEL)),
-                ('comparison', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='labeling.comparison')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='labeling.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "display_order",
+                    models.JSONField(help_text="Item ids in the order this annotator sees them."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("done", "Done"), ("released", "Released")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "comparison",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to="labeling.comparison",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to="labeling.project",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='comparisonitem',
-            constraint=models.UniqueConstraint(fields=('comparison', 'position'), name='slot_position'),
+            model_name="comparisonitem",
+            constraint=models.UniqueConstraint(
+                fields=("comparison", "position"), name="slot_position"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='comparisonitem',
-            constraint=models.UniqueConstraint(fields=('comparison', 'item'), name='slot_item'),
+            model_name="comparisonitem",
+            constraint=models.UniqueConstraint(fields=("comparison", "item"), name="slot_item"),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('overlap__gte', 1)), name='project_overlap_gte_1'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("overlap__gte", 1)), name="project_overlap_gte_1"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('gold_rate__gte', 0), ('gold_rate__lte', 1)), name='project_gold_rate_0_1'),
+            model_name="project",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("gold_rate__gte", 0), ("gold_rate__lte", 1)),
+                name="project_gold_rate_0_1",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('project', 'user'), name='membership_unique'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("project", "user"), name="membership_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='judgement',
-            index=models.Index(fields=['project', 'created_at'], name='judgement_by_project'),
+            model_name="judgement",
+            index=models.Index(fields=["project", "created_at"], name="judgement_by_project"),
         ),
         migrations.AddConstraint(
-            model_name='judgement',
-            constraint=models.UniqueConstraint(fields=('annotator', 'comparison'), name='judgement_one_per_annotator'),
+            model_name="judgement",
+            constraint=models.UniqueConstraint(
+                fields=("annotator", "comparison"), name="judgement_one_per_annotator"
+            ),
         ),
         migrations.AddIndex(
-            model_name='comparison',
-            index=models.Index(fields=['project', 'status', 'id'], name='comparison_queue'),
+            model_name="comparison",
+            index=models.Index(fields=["project", "status", "id"], name="comparison_queue"),
         ),
         migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(condition=models.Q(('status', 'open')), fields=['comparison', 'expires_at'], name='assignment_open_by_comparison'),
+            model_name="assignment",
+            index=models.Index(
+                condition=models.Q(("status", "open")),
+                fields=["comparison", "expires_at"],
+                name="assignment_open_by_comparison",
+            ),
         ),
         migrations.AddIndex(
-            model_name='assignment',
-            index=models.Index(condition=models.Q(('status', 'open')), fields=['expires_at'], name='assignment_open_expiry'),
+            model_name="assignment",
+            index=models.Index(
+                condition=models.Q(("status", "open")),
+                fields=["expires_at"],
+                name="assignment_open_expiry",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('annotator', 'comparison'), name='assignment_one_per_annotator'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                fields=("annotator", "comparison"), name="assignment_one_per_annotator"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'open')), fields=('annotator', 'project'), name='assignment_one_open_lease'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "open")),
+                fields=("annotator", "project"),
+                name="assignment_one_open_lease",
+            ),
         ),
     ]

@@ -1,5 +1,6 @@
 """With no DATABASE_URL / CELERY_BROKER_URL the project starts its own servers."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import redis
 from rlhf_platform.embedded import embedded_database_url, embedded_redis_url
 
 REPO = Path(__file__).resolve().parents[2]
+
+# pgserver logs from an atexit hook, after pytest has closed the streams it captured.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def test_embedded_postgres_and_redis_start_and_are_reused(tmp_path):

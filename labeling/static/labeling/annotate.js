@@ -5,7 +5,8 @@
   const root = document.getElementById("annotator");
   const slug = root.dataset.project;
   const $ = (id) => document.getElementById(id);
-  const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+  // Read on every request: logging in again (in another tab) rotates the token.
+  const csrf = () => decodeURIComponent((document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "");
 
   let current = null; // the leased comparison, as the API returned it
   let shownAt = 0;
@@ -16,7 +17,7 @@
     const response = await fetch(path, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(csrf) },
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     let data = null;
@@ -70,6 +71,7 @@
     $("task").hidden = false;
     $("prompt").textContent = a.prompt || "";
     $("prompt").hidden = !a.prompt;
+    document.querySelector(".prompt-label").hidden = !a.prompt;
     const box = $("candidates");
     box.replaceChildren();
     box.dataset.k = a.items.length;
@@ -183,6 +185,7 @@
         await loadNext();
       } else if (status === 409 || status === 403) {
         say((data && data.detail) || `HTTP ${status}`, true);
+        current = null; // this one cannot be judged; ignore keys until the next arrives
         setTimeout(loadNext, 1500);
       } else {
         say((data && data.detail) || `Could not save (HTTP ${status}); press the key again.`, true);
@@ -213,7 +216,11 @@
   });
 
   document.querySelectorAll("[data-choice]").forEach((b) =>
-    b.addEventListener("click", () => submit({ choice: b.dataset.choice }))
+    b.addEventListener("click", (e) => {
+      // A mouse click leaves the button focused, and a later Enter would click it again.
+      if (e.detail > 0) b.blur();
+      submit({ choice: b.dataset.choice });
+    })
   );
   $("rank-submit").addEventListener("click", () => submit({ ranking }));
   $("rank-undo").addEventListener("click", () => { ranking = ranking.slice(0, Math.max(0, Math.min(ranking.length, current.items.length - 1) - 1)); renderRanking(); });

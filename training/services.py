@@ -1,0 +1,224 @@
+"""The loop's workflow: start a round, run its steps, record their state on Run rows.
+
+A round is three steps, each a Celery task on its own queue: fit_reward_model (train)
+→ improve_policy (train) → generate_comparisons (render). A step is claimed with a
+conditional update before any work, computes outside any transaction, then writes its
+outputs and its success in one transaction; a redelivered step that already succeeded
+does nothing. Rounds of one project never overlap (a partial unique index says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from labeling.errors import Conflict, InvalidInput
+from labeling.models import Judgement, Project
+from training.models import Run
+
+logger = logging.getLogger(__name__)
+
+STEPS = (Run.Kind.FIT_REWARD_MODEL, Run.Kind.IMPROVE_POLICY, Run.Kind.GENERATE_COMPARISONS)
+
+
+class RoundInProgress(Conflict):
+    def __init__(self, active: Run):
+        super().__init__(
+            f"Round {active.number} of project {active.project.slug!r} is {active.status} "
+            f"(run {active.pk}); rounds of one project never overlap."
+        )
+        self.active = active
+
+
+# --- starting rounds -------------------------------------------------------------------------
+def check_trainable(project: Project) -> None:
+    """Raise InvalidInput saying what is missing when this project cannot train."""
+    from training import pipelines
+
+    pipelines.pipeline_for(project)  # raises with the reason
+
+
+def start_round(*, project: Project, trigger: str) -> Run:
+    """Queue a round of the loop for ``project`` and enqueue it once this transaction
+    commits. Raises RoundInProgress when one is already queued or running."""
+    check_trainable(project)
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # serialise round numbering
+        active = Run.objects.filter(project=project, kind=Run.Kind.ROUND, status__in=Run.ACTIVE)
+        if (current := active.first()) is not None:
+            raise RoundInProgress(current)
+        last = Run.objects.filter(project=project, kind=Run.Kind.ROUND).aggregate(n=Max("number"))
+        number = (last["n"] or 0) + 1
+        try:
+            with transaction.atomic():
+                round_run = Run.objects.create(
+                    project=project, kind=Run.Kind.ROUND, number=number, trigger=trigger
+                )
+        except IntegrityError:
+            raise RoundInProgress(active.get()) from None
+        Run.objects.bulk_create(
+            Run(project=project, kind=kind, round=round_run, number=number, trigger=trigger)
+            for kind in STEPS
+        )
+        transaction.on_commit(lambda: enqueue_round(round_run.pk))
+    return round_run
+
+
+def enqueue_round(round_id: int) -> bool:
+    """Send the round's steps to the broker as one chain. A broker outage is logged, not
+    raised: the round stays queued and requeue_stale_runs sends it later."""
+    from celery import chain
+
+    from training import tasks
+
+    steps = {s.kind: s.pk for s in Run.objects.filter(round_id=round_id)}
+    signature = chain(
+        tasks.fit_reward_model.si(steps[Run.Kind.FIT_REWARD_MODEL]),
+        tasks.improve_policy.si(steps[Run.Kind.IMPROVE_POLICY]),
+        tasks.generate_comparisons.si(steps[Run.Kind.GENERATE_COMPARISONS]),
+    )
+    try:
+        result = signature.apply_async()
+    except Exception:
+        logger.exception("could not enqueue round %s; it stays queued", round_id)
+        return False
+    Run.objects.filter(pk=round_id).update(celery_task_id=result.id)
+    return True
+
+
+def maybe_start_round_after_judgement(*, project_id: int) -> Run | None:
+    """Start a round when ``round_size`` judgements have arrived since the last one."""
+    project = Project.objects.get(pk=project_id)
+    last = (
+        Run.objects.filter(project=project, kind=Run.Kind.ROUND)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    new = Judgement.objects.filter(project=project).exclude(choice=Judgement.Choice.SKIP)
+    if last is not None:
+        new = new.filter(created_at__gt=last)
+    if new.count() < project.round_size:
+        return None
+    try:
+        return start_round(project=project, trigger="judgements")
+    except (RoundInProgress, InvalidInput):
+        return None
+
+
+# --- running steps ---------------------------------------------------------------------------
+@dataclass
+class StepResult:
+    """What a step's work hands back: metrics, and a function that writes its outputs
+    (called inside the transaction that marks the step succeeded)."""
+
+    metrics: dict
+    commit: Callable[[], None] = field(default=lambda: None)
+
+
+ProgressFn = Callable[[float], None]
+
+
+def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult]) -> bool:
+    """Claim the step, run ``work``, record the outcome. Returns False when there was
+    nothing to do (the step already finished: a redelivered task)."""
+    now = timezone.now()
+    claimed = Run.objects.filter(pk=step_id, status__in=Run.ACTIVE).update(
+        status=Run.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        progress=0.0,
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return False
+    step = Run.objects.select_related("project", "round").get(pk=step_id)
+    Run.objects.filter(pk=step.round_id, status=Run.Status.QUEUED).update(
+        status=Run.Status.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if step.round and step.round.status == Run.Status.FAILED:
+        _fail(step, "the round failed in an earlier step")
+        return False
+
+    def progress(fraction: float) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        Run.objects.filter(pk=step.pk).update(progress=fraction, heartbeat_at=timezone.now())
+        _update_round_progress(step.round_id)
+
+    try:
+        result = work(step, progress)
+        with transaction.atomic():
+            result.commit()
+            finished = timezone.now()
+            Run.objects.filter(pk=step.pk).update(
+                status=Run.Status.SUCCEEDED,
+                progress=1.0,
+                metrics=result.metrics,
+                finished_at=finished,
+            )
+            if step.kind == Run.Kind.GENERATE_COMPARISONS:
+                Run.objects.filter(pk=step.round_id).update(
+                    status=Run.Status.SUCCEEDED, progress=1.0, finished_at=finished
+                )
+            _update_round_progress(step.round_id)
+    except Exception as exc:
+        _fail(step, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        raise
+    return True
+
+
+def _fail(step: Run, error: str) -> None:
+    finished = timezone.now()
+    Run.objects.filter(pk=step.pk).update(
+        status=Run.Status.FAILED, error=error, finished_at=finished
+    )
+    if step.round_id:
+        Run.objects.filter(pk=step.round_id).update(
+            status=Run.Status.FAILED,
+            error=f"step {step.kind} failed: {error.splitlines()[0]}",
+            finished_at=finished,
+        )
+        Run.objects.filter(round_id=step.round_id, status=Run.Status.QUEUED).update(
+            status=Run.Status.FAILED, error="not run: an earlier step failed", finished_at=finished
+        )
+
+
+def _update_round_progress(round_id: int | None) -> None:
+    if round_id is None:
+        return
+    steps = list(Run.objects.filter(round_id=round_id).values_list("progress", flat=True))
+    if steps:
+        Run.objects.filter(pk=round_id).update(
+            progress=sum(steps) / len(steps), heartbeat_at=timezone.now()
+        )
+
+
+def requeue_stale_runs(*, stale_after: timedelta = timedelta(minutes=10)) -> int:
+    """Periodic: re-send rounds that never reached the broker, and rounds whose running
+    step has not reported progress for ``stale_after`` (its worker died)."""
+    now = timezone.now()
+    sent = 0
+    unsent = Run.objects.filter(
+        kind=Run.Kind.ROUND,
+        status=Run.Status.QUEUED,
+        celery_task_id="",
+        created_at__lt=now - timedelta(seconds=30),
+    )
+    for round_run in unsent:
+        sent += int(enqueue_round(round_run.pk))
+    stale = Run.objects.filter(
+        kind=Run.Kind.ROUND, status=Run.Status.RUNNING, heartbeat_at__lt=now - stale_after
+    )
+    for round_run in stale:
+        Run.objects.filter(round=round_run, status=Run.Status.RUNNING).update(
+            status=Run.Status.QUEUED
+        )
+        sent += int(enqueue_round(round_run.pk))
+    return sent
