@@ -25,6 +25,7 @@ from labeling.models import (
     Project,
 )
 from labeling.selectors import active_lease_count
+from labeling.signals import judgement_recorded
 
 PAIR_CHOICES = {"left", "right", "tie", "skip"}
 
@@ -308,6 +309,12 @@ def record_judgement(
             if comparison.judgement_count >= comparison.project.overlap:
                 comparison.status = Comparison.Status.COMPLETE
             comparison.save(update_fields=["judgement_count", "status"])
+        if choice != Judgement.Choice.SKIP:
+            transaction.on_commit(
+                lambda: judgement_recorded.send_robust(
+                    sender=Judgement, project_id=comparison.project_id, judgement_id=judgement.pk
+                )
+            )
         return JudgementResult(judgement, created=True)
 
 

@@ -9,6 +9,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("labeling.api.urls")),
+    path("api/", include("training.api.urls")),
+    path("api/", include("labeling.api.urls")),  # last: it ends with the JSON 404
+    path("", include("training.urls")),
     path("", include("labeling.urls")),
 ]

@@ -96,6 +96,10 @@ def enqueue_round(round_id: int) -> bool:
 def maybe_start_round_after_judgement(*, project_id: int) -> Run | None:
     """Start a round when ``round_size`` judgements have arrived since the last one."""
     project = Project.objects.get(pk=project_id)
+    try:
+        check_trainable(project)
+    except InvalidInput:
+        return None
     last = (
         Run.objects.filter(project=project, kind=Run.Kind.ROUND)
         .order_by("-created_at")
@@ -109,7 +113,7 @@ def maybe_start_round_after_judgement(*, project_id: int) -> Run | None:
         return None
     try:
         return start_round(project=project, trigger="judgements")
-    except (RoundInProgress, InvalidInput):
+    except RoundInProgress:
         return None
 
 

@@ -32,7 +32,7 @@ class IsStaff(IsAuthenticated):
         return super().has_permission(request, view) and request.user.is_staff
 
 
-def _staff_project(request, slug: str):
+def staff_project(request, slug: str):
     """The project, for staff; a member gets 403, anyone else 404."""
     project = selectors.access_project(request.user, slug)
     if not request.user.is_staff:
@@ -81,7 +81,7 @@ class MembersView(APIView):
     )
     def post(self, request, slug: str):
         """Make a user an annotator of this project (staff). Adding twice is a no-op."""
-        project = _staff_project(request, slug)
+        project = staff_project(request, slug)
         serializer = s.MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["username"]
@@ -140,7 +140,7 @@ class ImportView(APIView):
     def post(self, request, slug: str):
         """Import JSONL (staff): one ``{"prompt", "responses": [...]}`` or
         ``{"prompt", "chosen", "rejected"}`` object per line. All lines or none are stored."""
-        project = _staff_project(request, slug)
+        project = staff_project(request, slug)
         length = _declared_length(request)
         if length > settings.IMPORT_MAX_BYTES:
             raise ImportTooLarge(
@@ -243,7 +243,7 @@ class ExportView(APIView):
     )
     def get(self, request, slug: str):
         """Download the project's judgements as JSONL (staff)."""
-        project = _staff_project(request, slug)
+        project = staff_project(request, slug)
         kind = request.query_params.get("format", "trl")
         rows = {"trl": selectors.export_trl, "full": selectors.export_full}.get(kind)
         if rows is None:

@@ -1,0 +1,7 @@
+"""Signals other apps listen to. The labeling app never imports them."""
+
+from django.dispatch import Signal
+
+# Sent after the transaction that stored a (non-skip) judgement commits.
+# Arguments: project_id, judgement_id.
+judgement_recorded = Signal()

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from training.api import views
+
+urlpatterns = [
+    path("projects/<slug:slug>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
+    path("runs/<int:run_id>/", views.RunView.as_view(), name="api-run"),
+]

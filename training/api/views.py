@@ -1,0 +1,47 @@
+"""Training API: start rounds, follow runs. Training is for staff."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import selectors
+from labeling.api.serializers import ErrorSerializer
+from labeling.api.views import staff_project
+from training import services
+from training.api.serializers import RunSerializer
+from training.models import Run
+
+
+class RoundsView(APIView):
+    @extend_schema(responses=RunSerializer(many=True))
+    def get(self, request, slug: str):
+        """The project's rounds, newest first, with their steps (staff)."""
+        project = staff_project(request, slug)
+        rounds = Run.objects.filter(project=project, kind=Run.Kind.ROUND).prefetch_related("steps")
+        return Response(RunSerializer(rounds[:50], many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={202: RunSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def post(self, request, slug: str):
+        """Start a round of the loop (staff): fit the reward model, improve the policy,
+        generate new comparisons. 409 while a round of this project is queued or running."""
+        project = staff_project(request, slug)
+        round_run = services.start_round(project=project, trigger="api")
+        return Response(RunSerializer(round_run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunView(APIView):
+    @extend_schema(responses=RunSerializer)
+    def get(self, request, run_id: int):
+        """A run's status, progress and metrics (staff)."""
+        run = (
+            Run.objects.filter(pk=run_id, project__in=selectors.visible_projects(request.user))
+            .prefetch_related("steps")
+            .first()
+        )
+        if run is None or not request.user.is_staff:
+            raise selectors.NotFound(f"No run {run_id} that you may see.")
+        return Response(RunSerializer(run).data)

@@ -1,0 +1,45 @@
+"""Reads of the training app: the per-round history the dashboard plots."""
+
+from __future__ import annotations
+
+from labeling.models import Project
+from training.models import Run
+
+# What the dashboard plots, per round, when a round's steps report it: (metric, title).
+PLOTTED_METRICS = [
+    ("reward/heldout_accuracy", "Reward model held-out accuracy"),
+    ("charts/true_return", "Policy's true return (the env's own reward)"),
+    ("charts/mean_learned_reward", "Mean learned reward"),
+    ("regret", "Regret of the learned reward's optimal policy"),
+    ("rewards/margins", "DPO reward margin"),
+    ("rewards/accuracies", "DPO reward accuracy"),
+    ("kl", "KL to the reference"),
+    ("teacher/mean_score", "Teacher score of samples"),
+]
+
+
+def round_history(project: Project) -> list[dict]:
+    """One dict per finished round, oldest first: the round's number and the metrics
+    its steps reported (later steps win when two report the same name)."""
+    rounds = (
+        Run.objects.filter(project=project, kind=Run.Kind.ROUND, status=Run.Status.SUCCEEDED)
+        .prefetch_related("steps")
+        .order_by("number")
+    )
+    history = []
+    for round_run in rounds:
+        merged: dict = {"round": round_run.number}
+        for step in sorted(round_run.steps.all(), key=lambda s: s.pk):
+            merged.update({k: v for k, v in step.metrics.items() if isinstance(v, (int, float))})
+        history.append(merged)
+    return history
+
+
+def plotted_series(history: list[dict]) -> list[tuple[str, str, list[int], list[float]]]:
+    """(metric, title, rounds, values) for each plotted metric that some round reports."""
+    series = []
+    for metric, title in PLOTTED_METRICS:
+        points = [(row["round"], row[metric]) for row in history if metric in row]
+        if points:
+            series.append((metric, title, [p[0] for p in points], [p[1] for p in points]))
+    return series
