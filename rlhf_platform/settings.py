@@ -30,6 +30,10 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 DEBUG = env_bool("DEBUG", default=False)
 
+# Environments render frames for clips off-screen: no display, no sound (pygame's SDL).
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -163,6 +167,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI served from this site, not a CDN: the docs work on a closed network.
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectKindEnum": "labeling.models.Project.Kind",
+        "RunKindEnum": "training.models.Run.Kind",
+        "RunStatusEnum": "training.models.Run.Status",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -185,15 +194,18 @@ CELERY_RESULT_BACKEND = os.environ.get(
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queues: default (bookkeeping), train (CPU/GPU training), render (rollouts and clips).
+# CELERY_QUEUE_PREFIX lets several deployments (or test runs) share one broker.
+CELERY_QUEUE_PREFIX = os.environ.get("CELERY_QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_PREFIX + "default"
 CELERY_TASK_TIME_LIMIT = 2 * 60 * 60
 # Longer than the longest task, or a late-acknowledged task is delivered twice while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 60 * 60}
 CELERY_RESULT_EXPIRES = 24 * 60 * 60
 CELERY_TASK_ROUTES = {
-    "training.fit_reward_model": {"queue": "train"},
-    "training.improve_policy": {"queue": "train"},
-    "training.generate_comparisons": {"queue": "render"},
+    "training.fit_reward_model": {"queue": CELERY_QUEUE_PREFIX + "train"},
+    "training.improve_policy": {"queue": CELERY_QUEUE_PREFIX + "train"},
+    "training.generate_comparisons": {"queue": CELERY_QUEUE_PREFIX + "render"},
 }
 CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {"task": "labeling.release_expired_leases", "schedule": 60.0},

@@ -64,12 +64,20 @@ def api_client_for():
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, settings, tmp_path):
+def media_root(settings, tmp_path):
+    """Files written by this test (and by its worker) go to a fresh folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings, tmp_path, media_root):
     """Start a real Celery worker process on the test database and the real broker.
 
-    Every task this test sends is routed to a queue private to it (so a shared broker's
-    other messages are never taken); the queue's name is yielded. The worker is stopped
-    afterwards."""
+    The worker and this test use queues of their own (CELERY_QUEUE_PREFIX), so a shared
+    broker's other messages are never taken and chains stay between the two. Yields the
+    prefix; the worker is stopped afterwards and its log printed (shown on failure)."""
     import os
     import subprocess
     import sys
@@ -77,7 +85,9 @@ def celery_worker_process(transactional_db, settings, tmp_path):
 
     from django.db import connection
 
-    queue = f"test-{uuid.uuid4().hex[:12]}"
+    from rlhf_platform.celery import app
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}-"
     db = connection.settings_dict
     host = db["HOST"] or ""
     netloc = f"{db['USER']}@{host.replace('/', '%2F')}" + (f":{db['PORT']}" if db["PORT"] else "")
@@ -87,48 +97,41 @@ def celery_worker_process(transactional_db, settings, tmp_path):
         "DATABASE_URL": f"postgresql://{netloc}/{db['NAME']}",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "CELERY_QUEUE_PREFIX": prefix,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
+    queues = ",".join(prefix + q for q in ("default", "train", "render"))
     log = open(tmp_path / "worker.log", "w+")
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "rlhf_platform",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ],
+        [sys.executable, "-m", "celery", "-A", "rlhf_platform", "worker", "--pool=solo",
+         "-Q", queues, "--without-heartbeat", "--without-gossip", "--without-mingle",
+         "--loglevel=INFO"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
-    )
-    from rlhf_platform.celery import app
+    )  # fmt: skip
+    saved = (app.conf.task_default_queue, app.conf.task_routes)
 
-    saved_routes = app.conf.task_routes
-
-    def route_all_to(routes):
+    def use_queues(default_queue, routes):
+        app.conf.task_default_queue = default_queue
         app.conf.task_routes = routes
         app.amqp.flush_routes()
         app.amqp.__dict__.pop("router", None)  # a cached property built from the routes
+        app.amqp.__dict__.pop("queues", None)
 
-    route_all_to({"*": {"queue": queue}})
+    use_queues(
+        prefix + "default",
+        {name: {"queue": prefix + route["queue"]} for name, route in saved[1].items()},
+    )
     try:
-        yield queue
+        yield prefix
     finally:
-        route_all_to(saved_routes)
+        use_queues(*saved)
         worker.terminate()
         try:
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
         log.seek(0)
-        print(log.read()[-4000:])  # shown when the test fails
+        print(log.read()[-6000:])  # shown when the test fails
         log.close()

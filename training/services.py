@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -37,6 +38,15 @@ class RoundInProgress(Conflict):
         self.active = active
 
 
+class StepNotRunnable(Exception):
+    """A step that is running elsewhere or has failed: its chain stops here."""
+
+
+# Rounds start automatically after round_size judgements unless a caller that runs rounds
+# itself (manage.py run_loop) switches this off for the judgements it makes.
+auto_rounds = ContextVar("auto_rounds", default=True)
+
+
 # --- starting rounds -------------------------------------------------------------------------
 def check_trainable(project: Project) -> None:
     """Raise InvalidInput saying what is missing when this project cannot train."""
@@ -45,9 +55,10 @@ def check_trainable(project: Project) -> None:
     pipelines.pipeline_for(project)  # raises with the reason
 
 
-def start_round(*, project: Project, trigger: str) -> Run:
-    """Queue a round of the loop for ``project`` and enqueue it once this transaction
-    commits. Raises RoundInProgress when one is already queued or running."""
+def start_round(*, project: Project, trigger: str, enqueue: bool = True) -> Run:
+    """Queue a round of the loop for ``project`` and, with ``enqueue``, send it to the
+    workers once this transaction commits (run_loop runs the steps itself instead).
+    Raises RoundInProgress when one is already queued or running."""
     check_trainable(project)
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)  # serialise round numbering
@@ -67,7 +78,8 @@ def start_round(*, project: Project, trigger: str) -> Run:
             Run(project=project, kind=kind, round=round_run, number=number, trigger=trigger)
             for kind in STEPS
         )
-        transaction.on_commit(lambda: enqueue_round(round_run.pk))
+        if enqueue:
+            transaction.on_commit(lambda: enqueue_round(round_run.pk))
     return round_run
 
 
@@ -95,6 +107,8 @@ def enqueue_round(round_id: int) -> bool:
 
 def maybe_start_round_after_judgement(*, project_id: int) -> Run | None:
     """Start a round when ``round_size`` judgements have arrived since the last one."""
+    if not auto_rounds.get():
+        return None
     project = Project.objects.get(pk=project_id)
     try:
         check_trainable(project)
@@ -131,10 +145,13 @@ ProgressFn = Callable[[float], None]
 
 
 def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult]) -> bool:
-    """Claim the step, run ``work``, record the outcome. Returns False when there was
-    nothing to do (the step already finished: a redelivered task)."""
+    """Claim the queued step, run ``work``, record the outcome.
+
+    Returns False when the step had already succeeded (a redelivered task: the chain goes
+    on to the next step). Raises StepNotRunnable when it is running elsewhere or failed,
+    which stops the chain; requeue_stale_runs re-queues steps whose worker died."""
     now = timezone.now()
-    claimed = Run.objects.filter(pk=step_id, status__in=Run.ACTIVE).update(
+    claimed = Run.objects.filter(pk=step_id, status=Run.Status.QUEUED).update(
         status=Run.Status.RUNNING,
         started_at=now,
         heartbeat_at=now,
@@ -142,7 +159,10 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
         attempts=F("attempts") + 1,
     )
     if not claimed:
-        return False
+        current = Run.objects.get(pk=step_id)
+        if current.status == Run.Status.SUCCEEDED:
+            return False
+        raise StepNotRunnable(f"step {step_id} is {current.status}; not running it again")
     step = Run.objects.select_related("project", "round").get(pk=step_id)
     Run.objects.filter(pk=step.round_id, status=Run.Status.QUEUED).update(
         status=Run.Status.RUNNING, started_at=now, heartbeat_at=now
@@ -219,7 +239,7 @@ def requeue_stale_runs(*, stale_after: timedelta = timedelta(minutes=10)) -> int
         sent += int(enqueue_round(round_run.pk))
     stale = Run.objects.filter(
         kind=Run.Kind.ROUND, status=Run.Status.RUNNING, heartbeat_at__lt=now - stale_after
-    )
+    ).exclude(trigger="cli")  # run_loop runs its rounds in its own process
     for round_run in stale:
         Run.objects.filter(round=round_run, status=Run.Status.RUNNING).update(
             status=Run.Status.QUEUED

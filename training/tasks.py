@@ -1,6 +1,7 @@
 """Celery tasks of the loop: thin, idempotent, acknowledged late; state lives on Run rows."""
 
 from celery import shared_task
+from celery.exceptions import Ignore
 from django.db import OperationalError
 
 from training import pipelines, services
@@ -17,19 +18,26 @@ STEP_OPTIONS = {
 }
 
 
+def _run(step_id: int, work) -> bool:
+    try:
+        return services.execute_step(step_id=step_id, work=work)
+    except services.StepNotRunnable:
+        raise Ignore() from None  # running elsewhere, or the round failed: stop this chain
+
+
 @shared_task(name="training.fit_reward_model", **STEP_OPTIONS)
 def fit_reward_model(step_id: int) -> bool:
-    return services.execute_step(step_id=step_id, work=pipelines.fit_reward_model)
+    return _run(step_id, pipelines.fit_reward_model)
 
 
 @shared_task(name="training.improve_policy", **STEP_OPTIONS)
 def improve_policy(step_id: int) -> bool:
-    return services.execute_step(step_id=step_id, work=pipelines.improve_policy)
+    return _run(step_id, pipelines.improve_policy)
 
 
 @shared_task(name="training.generate_comparisons", **STEP_OPTIONS)
 def generate_comparisons(step_id: int) -> bool:
-    return services.execute_step(step_id=step_id, work=pipelines.generate_comparisons)
+    return _run(step_id, pipelines.generate_comparisons)
 
 
 @shared_task(name="training.requeue_stale_runs", acks_late=True)

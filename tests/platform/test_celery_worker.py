@@ -19,7 +19,7 @@ def test_a_real_worker_releases_expired_leases(
     lease = services.assign_next_comparison(annotator=user, project=project)
     Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
 
-    result = tasks.release_expired_leases.delay()  # routed to the worker's private queue
+    result = tasks.release_expired_leases.delay()  # to the worker's own default queue
 
     assert result.get(timeout=60) == 1  # the worker ran it, not this process
     lease.refresh_from_db()
