@@ -8,6 +8,7 @@ Django's storage API before that transaction.
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,16 @@ MIN_PAIRS_TO_FIT = 4
 REWARD_EPOCHS = 40
 DISAGREEMENT_OVERSAMPLE = 4
 EVAL_EPISODES = 5
+
+
+def finite_metrics(metrics: dict) -> dict[str, float]:
+    """Numbers only, and only finite ones: a run with no finished episode reports NaN
+    returns, which JSON (and PostgreSQL's jsonb) cannot hold."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and math.isfinite(float(v))
+    }
 
 
 def _config(project: Project) -> dict:
@@ -211,7 +222,7 @@ def improve_policy(step: Run, progress) -> StepResult:
     )
     progress(0.97)
     metrics = {
-        **{k: float(v) for k, v in train_metrics.items() if isinstance(v, (int, float))},
+        **finite_metrics(train_metrics),
         "charts/true_return": float(true_return),
         "policy/reward_model_version": reward_version.version,
     }

@@ -66,12 +66,15 @@ class Command(BaseCommand):
             ],
         }
         children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+        if not no_seed:
+            self._first_trajectory_comparisons()
         url = f"http://{host}:{port}/"
         logins = ", ".join(f"{u} / {p}" for u, p, _ in DEMO_USERS)
         self.stdout.write(
             self.style.SUCCESS(
                 f"\n  The platform is up at {url}\n"
-                f"  Annotator page: {url}label/demo-text/   Admin: {url}admin/   "
+                f"  Annotator pages: {url}label/demo-text/  {url}label/demo-pendulum/\n"
+                f"  Admin: {url}admin/   Dashboard: {url}projects/demo-pendulum/dashboard/   "
                 f"API docs: {url}api/docs/\n"
                 f"  Logins (user / password): {logins}\n"
                 f"  Database: {settings.DATABASES['default']['HOST'] or 'embedded'}   "
@@ -103,3 +106,19 @@ class Command(BaseCommand):
                     child.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+    def _first_trajectory_comparisons(self) -> None:
+        """A fresh demo trajectory project has no clips yet: its first round (which only
+        rolls out the initial policy and renders clips) is queued for the worker."""
+        from labeling.errors import DomainError
+        from labeling.models import Comparison, Project
+        from training import services
+
+        for project in Project.objects.filter(kind=Project.Kind.TRAJECTORY):
+            if Comparison.objects.filter(project=project).exists():
+                continue
+            try:
+                services.start_round(project=project, trigger="seed")
+            except DomainError:
+                continue  # a round is already on its way
+            self.stdout.write(f"  Rendering the first clips of {project.slug} (round 1)...")

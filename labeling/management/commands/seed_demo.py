@@ -16,6 +16,21 @@ DEMO_USERS = [
     ("annotator", "annotator", False),
 ]
 DEMO_TEXT_FILE = Path(settings.BASE_DIR) / "demo" / "text_demo.jsonl"
+PENDULUM_INSTRUCTIONS = """\
+Each clip shows a pendulum for a second or two. Pick the clip in which the pendulum is
+**closer to standing straight up, and steadier**. Tie (**3**) when you cannot tell.
+"""
+PENDULUM_CONFIG = {
+    "env_id": "Pendulum-v1",
+    "segment_length": 25,
+    "fps": 20,
+    "algorithm": "ppo",
+    "env_steps_per_round": 8192,
+    "comparisons_per_round": 16,
+    "selection": "disagreement",
+    "ensemble_size": 3,
+    "render_clips": True,
+}
 DEMO_INSTRUCTIONS = """\
 Pick the response that is **more helpful, correct and kind**.
 
@@ -57,6 +72,18 @@ class Command(BaseCommand):
                     f"demo-text: {result.created_comparisons} comparisons, "
                     f"{result.created_items} items"
                 )
+            pendulum = Project.objects.filter(slug="demo-pendulum").first()
+            if pendulum is None:
+                pendulum = services.create_project(
+                    slug="demo-pendulum",
+                    name="Demo: which pendulum is closer to upright?",
+                    kind=Project.Kind.TRAJECTORY,
+                    instructions=PENDULUM_INSTRUCTIONS,
+                    overlap=1,
+                    round_size=16,
+                    config=PENDULUM_CONFIG,
+                )
             for user in users.values():
                 services.add_member(project=project, user=user)
+                services.add_member(project=pendulum, user=user)
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
