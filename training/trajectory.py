@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models.fields.files import FieldFile
 
 from labeling import services as labeling_services
 from labeling.config import validate_project_config
@@ -167,30 +171,29 @@ def _save_checkpoint(project: Project, kind: str, obj) -> str:
             return _save(f"checkpoints/{project.slug}/{kind}.pt", File(f))
 
 
+@contextmanager
+def local_copy(stored: FieldFile) -> Iterator[str]:
+    """A stored file as a local path, for loaders that want one (storage may be remote)."""
+    with default_storage.open(stored.name, "rb") as f, tempfile.NamedTemporaryFile() as tmp:
+        shutil.copyfileobj(f, tmp)
+        tmp.flush()
+        yield tmp.name
+
+
 def _load_latest_reward_model(project: Project):
     latest = RewardModel.objects.filter(project=project).order_by("-version").first()
     if latest is None:
         return None, None
-    with (
-        default_storage.open(latest.checkpoint.name, "rb") as f,
-        tempfile.NamedTemporaryFile() as tmp,
-    ):
-        tmp.write(f.read())
-        tmp.flush()
-        return latest, checkpoints.load_reward_ensemble(tmp.name)
+    with local_copy(latest.checkpoint) as path:
+        return latest, checkpoints.load_reward_ensemble(path)
 
 
 def _load_latest_policy(project: Project, *, seed: int):
     latest = Policy.objects.filter(project=project).order_by("-version").first()
     if latest is None:
         return None, policy_for_env(_config(project)["env_id"], seed=seed)
-    with (
-        default_storage.open(latest.checkpoint.name, "rb") as f,
-        tempfile.NamedTemporaryFile() as tmp,
-    ):
-        tmp.write(f.read())
-        tmp.flush()
-        return latest, checkpoints.load_policy(tmp.name)
+    with local_copy(latest.checkpoint) as path:
+        return latest, checkpoints.load_policy(path)
 
 
 # --- step 2: improve the policy --------------------------------------------------------------
