@@ -7,4 +7,4 @@ COPY . .
 RUN DEBUG=1 SECRET_KEY=build DATABASE_URL=postgresql://x@localhost/x CELERY_BROKER_URL=redis://x \
     python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "rlhf_platform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
+CMD ["gunicorn", "rlhf_platform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--worker-class", "gthread", "--threads", "4"]

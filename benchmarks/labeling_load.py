@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=20, help="next → judge per annotator")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--database", default="rlhf_load")
     args = parser.parse_args()
@@ -161,7 +162,8 @@ def main() -> None:
     }
     server = subprocess.Popen(
         [str(REPO / ".venv/bin/gunicorn"), "rlhf_platform.wsgi", "--bind",
-         f"127.0.0.1:{args.port}", "--workers", str(args.workers), "--log-level", "warning"],
+         f"127.0.0.1:{args.port}", "--workers", str(args.workers), "--worker-class", "gthread",
+         "--threads", str(args.threads), "--log-level", "warning"],
         cwd=REPO, env=env,
     )  # fmt: skip
     try:
@@ -182,6 +184,7 @@ def main() -> None:
         "annotators": args.annotators,
         "rounds": args.rounds,
         "gunicorn_workers": args.workers,
+        "gunicorn_threads": args.threads,
         "seconds": elapsed,
         "judgements_per_second": len(stats["acknowledged"]) / elapsed,
         "next_ms": {q: 1000 * percentile(stats["next"], q) for q in (50, 95, 99)},

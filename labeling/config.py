@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,36 @@ TRAJECTORY_ALGORITHMS = (
     "sarsa",
     "q_learning",
 )
+# Tabular algorithms (training.tabular) need Discrete observations and actions; the
+# model-based ones also need the env's model, env.unwrapped.P (gymnasium's toy-text envs).
+MODEL_BASED_ALGORITHMS = ("policy_iteration", "value_iteration")
+TABULAR_ALGORITHMS = (*MODEL_BASED_ALGORITHMS, "mc_control", "sarsa", "q_learning")
+
+# Deterministic FrozenLake: gymnasium's FrozenLake-v1 is slippery, and a config has no
+# place for env kwargs, so the platform registers the non-slippery lakes under ids of their
+# own (the time limits of FrozenLake-v1 and FrozenLake8x8-v1).
+PLATFORM_ENVS = {
+    "FrozenLakeNotSlippery-v1": ({"map_name": "4x4", "is_slippery": False}, 100),
+    "FrozenLake8x8NotSlippery-v1": ({"map_name": "8x8", "is_slippery": False}, 200),
+}
+
+
+def register_platform_envs() -> None:
+    """Register PLATFORM_ENVS with gymnasium (idempotent); done when this module loads."""
+    import gymnasium
+
+    for env_id, (kwargs, max_episode_steps) in PLATFORM_ENVS.items():
+        if env_id not in gymnasium.envs.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+                kwargs=kwargs,
+                max_episode_steps=max_episode_steps,
+                reward_threshold=1.0,
+            )
+
+
+register_platform_envs()
 
 TEXT_KEYS: dict[str, Key] = {
     "model_dir": Key(None, _model_dir),
@@ -154,4 +185,51 @@ def validate_project_config(kind: str, config: Any) -> dict[str, Any]:
         if error:
             raise InvalidConfig(name, error)
         result[name] = value
+    if kind == "trajectory":
+        _check_algorithm_fits_env(result["algorithm"], result["env_id"], result["gamma"])
     return result
+
+
+@lru_cache(maxsize=64)
+def _env_interface(env_id: str) -> tuple[bool, bool]:
+    """(Discrete observations and actions, a tabular model env.unwrapped.P) of an env."""
+    import gymnasium
+
+    env = gymnasium.make(env_id)
+    try:
+        discrete = isinstance(env.observation_space, gymnasium.spaces.Discrete) and isinstance(
+            env.action_space, gymnasium.spaces.Discrete
+        )
+        return discrete, discrete and isinstance(getattr(env.unwrapped, "P", None), dict)
+    finally:
+        env.close()
+
+
+def _check_algorithm_fits_env(algorithm: str, env_id: str, gamma: float) -> None:
+    if algorithm not in TABULAR_ALGORITHMS:
+        return
+    if gamma >= 1.0:
+        raise InvalidConfig(
+            "gamma",
+            f"{algorithm!r} optimises a learned reward, which may pay for looping forever; "
+            "use a discount below 1 (0.9 suits FrozenLake).",
+        )
+    try:
+        discrete, has_model = _env_interface(env_id)
+    except Exception as exc:  # a registered env whose dependencies are missing, say
+        raise InvalidConfig("env_id", f"{env_id!r} could not be created: {exc}") from None
+    if algorithm in MODEL_BASED_ALGORITHMS and not has_model:
+        raise InvalidConfig(
+            "algorithm",
+            f"{algorithm!r} needs the environment's model (env.unwrapped.P with Discrete "
+            f"observations and actions), which {env_id!r} does not expose. Use a toy-text "
+            "env (FrozenLake-v1, FrozenLakeNotSlippery-v1, CliffWalking-v1, Taxi-v4), or a "
+            "model-free algorithm: mc_control, sarsa, q_learning for Discrete observations, "
+            "reinforce, a2c, ppo otherwise.",
+        )
+    if not discrete:
+        raise InvalidConfig(
+            "algorithm",
+            f"{algorithm!r} is tabular and needs Discrete observations and actions; "
+            f"{env_id!r} has other spaces. Use reinforce, a2c or ppo.",
+        )

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from itertools import combinations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from labeling.errors import DomainError
 from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
@@ -70,16 +69,12 @@ def active_lease_count(now, *, excluding: AbstractBaseUser | None = None):
 
 
 def annotator_progress(annotator: AbstractBaseUser, project: Project) -> dict[str, int]:
-    """How many comparisons this annotator has judged here, and how many are still open
-    to them (not judged by them, and not yet at ``overlap`` with others' leases)."""
+    """How many comparisons this annotator has judged here, and how many open ones they
+    have not judged yet (a display figure: others' open leases are not subtracted)."""
     judged = Judgement.objects.filter(project=project, annotator=annotator)
     remaining = (
         Comparison.objects.filter(project=project, status=Comparison.Status.OPEN)
         .exclude(pk__in=judged.values("comparison"))
-        .annotate(leased=active_lease_count(timezone.now(), excluding=annotator))
-        .filter(
-            Q(gold_ranking__isnull=False) | Q(judgement_count__lt=project.overlap - F("leased"))
-        )
         .count()
     )
     return {"judged": judged.count(), "remaining": remaining}

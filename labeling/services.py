@@ -209,18 +209,19 @@ def _lease(*, annotator, project, comparison, now, rng) -> Assignment:
         .values_list("item_id", flat=True)
     )
     rng.shuffle(item_ids)  # position bias is real: each annotator sees their own order
-    lease, _ = Assignment.objects.update_or_create(
-        annotator=annotator,
-        comparison=comparison,
-        defaults={
-            "project": project,
-            "display_order": item_ids,
-            "status": Assignment.Status.OPEN,
-            "expires_at": now + timedelta(seconds=project.lease_seconds),
-            "created_at": now,
-        },
-    )
-    return lease
+    fields = {
+        "project": project,
+        "display_order": item_ids,
+        "status": Assignment.Status.OPEN,
+        "expires_at": now + timedelta(seconds=project.lease_seconds),
+        "created_at": now,
+    }
+    # A lease this annotator let expire is renewed in place (one row per annotator and
+    # comparison); otherwise a new one. Either runs under the comparison's row lock.
+    existing = Assignment.objects.filter(annotator=annotator, comparison=comparison)
+    if existing.update(**fields):
+        return existing.get()
+    return Assignment.objects.create(annotator=annotator, comparison=comparison, **fields)
 
 
 def release_expired_leases(*, now=None) -> int:
@@ -254,7 +255,11 @@ def record_judgement(
     different answer to a comparison already judged raises Conflict.
     """
     with transaction.atomic():
-        comparison = Comparison.objects.select_for_update().get(pk=comparison.pk)
+        comparison = (
+            Comparison.objects.select_for_update(of=("self",))
+            .select_related("project")
+            .get(pk=comparison.pk)
+        )
         lease = Assignment.objects.filter(annotator=annotator, comparison=comparison).first()
         if lease is None:
             raise NotAllowed(
