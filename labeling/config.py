@@ -187,6 +187,13 @@ def validate_project_config(kind: str, config: Any) -> dict[str, Any]:
         result[name] = value
     if kind == "trajectory":
         _check_algorithm_fits_env(result["algorithm"], result["env_id"], result["gamma"])
+        if result["selection"] == "ucb" and result["algorithm"] not in TABULAR_ALGORITHMS:
+            raise InvalidConfig(
+                "selection",
+                "'ucb' pair selection is implemented for the tabular algorithms "
+                f"({', '.join(TABULAR_ALGORITHMS)}); with {result['algorithm']!r} use "
+                "'random' or 'disagreement'.",
+            )
     return result
 
 

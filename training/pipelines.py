@@ -8,21 +8,28 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from labeling.errors import InvalidInput
+from labeling.config import TABULAR_ALGORITHMS
 from labeling.models import Project
 
 
 def pipeline_for(project: Project) -> ModuleType:
     """The module implementing the loop for this project, or InvalidInput saying why the
-    project cannot train."""
+    project cannot train. Trajectory projects go by algorithm: the tabular ones
+    (value_iteration, policy_iteration, mc_control, sarsa, q_learning) to training.tabular,
+    reinforce, a2c and ppo to training.trajectory (toy-text envs included: one-hot inputs).
+    Text projects go to training.text once config.model_dir names a local model."""
     if project.kind == Project.Kind.TRAJECTORY:
+        if (project.config or {}).get("algorithm") in TABULAR_ALGORITHMS:
+            from training import tabular
+
+            return tabular
         from training import trajectory
 
         return trajectory
-    raise InvalidInput(
-        f"Project {project.slug!r} is a {project.kind} project; training rounds for "
-        "text projects are not available yet (the language-model loop is issue 4)."
-    )
+    from training import text
+
+    text.config_of(project)  # raises InvalidInput when config.model_dir is not set
+    return text
 
 
 def fit_reward_model(step, progress):

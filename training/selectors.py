@@ -11,6 +11,7 @@ PLOTTED_METRICS = [
     ("charts/true_return", "Policy's true return (the env's own reward)"),
     ("charts/mean_learned_reward", "Mean learned reward"),
     ("regret", "Regret of the learned reward's optimal policy"),
+    ("policy/regret", "Regret of the trained policy (true reward)"),
     ("rewards/margins", "DPO reward margin"),
     ("rewards/accuracies", "DPO reward accuracy"),
     ("kl", "KL to the reference"),

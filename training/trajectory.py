@@ -23,7 +23,6 @@ from django.db.models.fields.files import FieldFile
 
 from labeling import services as labeling_services
 from labeling.config import validate_project_config
-from labeling.errors import InvalidInput
 from labeling.models import Item, Judgement, Project
 from training.ml import checkpoints, clips, replay, selection
 from training.ml.actor_critic import train_a2c
@@ -200,12 +199,7 @@ def _load_latest_policy(project: Project, *, seed: int):
 def improve_policy(step: Run, progress) -> StepResult:
     project = step.project
     config = _config(project)
-    optimizer = OPTIMIZERS.get(config["algorithm"])
-    if optimizer is None:
-        raise InvalidInput(
-            f"config.algorithm: {config['algorithm']!r} is a tabular algorithm; the tabular "
-            "pipeline is not available yet (issue 5). Use reinforce, a2c or ppo."
-        )
+    optimizer = OPTIMIZERS[config["algorithm"]]  # tabular ones go to training.tabular
     reward_version, ensemble = _load_latest_reward_model(project)
     if ensemble is None:
         return StepResult({"policy/skipped": 1})
@@ -254,8 +248,6 @@ def generate_comparisons(step: Run, progress) -> StepResult:
     rng = np.random.default_rng(seed)
     _, ensemble = _load_latest_reward_model(project)
     strategy = config["selection"] if ensemble is not None else "random"
-    if strategy == "ucb":
-        raise InvalidInput("config.selection: 'ucb' is not available yet (issue 5).")
     oversample = DISAGREEMENT_OVERSAMPLE if strategy == "disagreement" else 1
     candidates = replay.collect_replayable_segments(
         env_id=config["env_id"],

@@ -5,4 +5,9 @@ from training.api import views
 urlpatterns = [
     path("projects/<slug:slug>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
     path("runs/<int:run_id>/", views.RunView.as_view(), name="api-run"),
+    path(
+        "policies/<int:policy_id>/export/",
+        views.PolicyExportView.as_view(),
+        name="api-policy-export",
+    ),
 ]

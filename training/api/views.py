@@ -1,5 +1,9 @@
 """Training API: start rounds, follow runs. Training is for staff."""
 
+from pathlib import Path
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -10,7 +14,7 @@ from labeling.api.serializers import ErrorSerializer
 from labeling.api.views import staff_project
 from training import services
 from training.api.serializers import RunSerializer
-from training.models import Run
+from training.models import Policy, Run
 
 
 class RoundsView(APIView):
@@ -31,6 +35,24 @@ class RoundsView(APIView):
         project = staff_project(request, slug)
         round_run = services.start_round(project=project, trigger="api")
         return Response(RunSerializer(round_run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PolicyExportView(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes, 404: ErrorSerializer})
+    def get(self, request, policy_id: int):
+        """Download a policy version's checkpoint (staff). For a text project it is a zip
+        of a Hugging Face model directory (save_pretrained: config, weights, tokenizer)."""
+        policy = Policy.objects.filter(
+            pk=policy_id, project__in=selectors.visible_projects(request.user)
+        ).first()
+        if policy is None or not request.user.is_staff or not policy.checkpoint:
+            raise selectors.NotFound(f"No policy {policy_id} that you may export.")
+        suffix = Path(policy.checkpoint.name).suffix
+        return FileResponse(
+            default_storage.open(policy.checkpoint.name, "rb"),
+            as_attachment=True,
+            filename=f"{policy.project.slug}-policy-v{policy.version}{suffix}",
+        )
 
 
 class RunView(APIView):

@@ -27,6 +27,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         if not no_seed:
+            call_command("build_demo_lm")  # a few minutes the first time, then cached
             call_command("seed_demo")
         env = {**os.environ}  # carries the embedded DATABASE_URL / CELERY_BROKER_URL
         bin_dir = os.path.dirname(sys.executable)
@@ -71,13 +72,14 @@ class Command(BaseCommand):
         }
         children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         if not no_seed:
-            self._first_trajectory_comparisons()
+            self._first_comparisons()
         url = f"http://{host}:{port}/"
         logins = ", ".join(f"{u} / {p}" for u, p, _ in DEMO_USERS)
         self.stdout.write(
             self.style.SUCCESS(
                 f"\n  The platform is up at {url}\n"
-                f"  Annotator pages: {url}label/demo-text/  {url}label/demo-pendulum/\n"
+                f"  Annotator pages: {url}label/demo-text/  {url}label/demo-lm/  "
+                f"{url}label/demo-pendulum/\n"
                 f"  Admin: {url}admin/   Dashboard: {url}projects/demo-pendulum/dashboard/   "
                 f"API docs: {url}api/docs/\n"
                 f"  Logins (user / password): {logins}\n"
@@ -111,18 +113,18 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     child.kill()
 
-    def _first_trajectory_comparisons(self) -> None:
-        """A fresh demo trajectory project has no clips yet: its first round (which only
-        rolls out the initial policy and renders clips) is queued for the worker."""
+    def _first_comparisons(self) -> None:
+        """A fresh demo project that trains has nothing to judge yet: its first round
+        (which only rolls out or samples from the initial policy) is queued."""
         from labeling.errors import DomainError
         from labeling.models import Comparison, Project
         from training import services
 
-        for project in Project.objects.filter(kind=Project.Kind.TRAJECTORY):
+        for project in Project.objects.filter(slug__in=["demo-pendulum", "demo-lm"]):
             if Comparison.objects.filter(project=project).exists():
                 continue
             try:
                 services.start_round(project=project, trigger="seed")
             except DomainError:
                 continue  # a round is already on its way
-            self.stdout.write(f"  Rendering the first clips of {project.slug} (round 1)...")
+            self.stdout.write(f"  Making the first comparisons of {project.slug} (round 1)...")

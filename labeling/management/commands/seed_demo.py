@@ -31,6 +31,11 @@ PENDULUM_CONFIG = {
     "ensemble_size": 3,
     "render_clips": True,
 }
+DEMO_LM_INSTRUCTIONS = """\
+These answers were written by a small language model trained on this machine. Pick the
+answer that is **more positive and pleasant**; every 16 judgements the model is trained
+on your choices (DPO) and writes new answers.
+"""
 DEMO_INSTRUCTIONS = """\
 Pick the response that is **more helpful, correct and kind**.
 
@@ -38,6 +43,22 @@ Pick the response that is **more helpful, correct and kind**.
 * Press **3** (tie) when both are equally good or equally bad, **s** to skip.
 * For three or more responses, rank them best first.
 """
+
+
+def demo_lm_config(model_dir: Path) -> dict:
+    from training.ml.demo_lm import read_prompts
+
+    return {
+        "model_dir": str(model_dir),
+        "prompts": read_prompts(),
+        "k": 2,
+        "temperature": 1.0,
+        "top_p": 0.95,
+        "max_new_tokens": 40,
+        "algorithm": "dpo",
+        "beta": 0.1,
+        "comparisons_per_round": 16,
+    }
 
 
 class Command(BaseCommand):
@@ -83,7 +104,22 @@ class Command(BaseCommand):
                     round_size=16,
                     config=PENDULUM_CONFIG,
                 )
+            demo_projects = [project, pendulum]
+            model_dir = Path(settings.DATA_DIR) / "demo-lm"
+            if (model_dir / "demo_lm.json").is_file():
+                generated = Project.objects.filter(slug="demo-lm").first()
+                if generated is None:
+                    generated = services.create_project(
+                        slug="demo-lm",
+                        name="Demo: which generated answer is nicer?",
+                        kind=Project.Kind.TEXT,
+                        instructions=DEMO_LM_INSTRUCTIONS,
+                        overlap=1,
+                        round_size=16,
+                        config=demo_lm_config(model_dir),
+                    )
+                demo_projects.append(generated)
             for user in users.values():
-                services.add_member(project=project, user=user)
-                services.add_member(project=pendulum, user=user)
+                for demo in demo_projects:
+                    services.add_member(project=demo, user=user)
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))

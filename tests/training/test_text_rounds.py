@@ -1,0 +1,111 @@
+"""A real Celery worker runs a DPO round and a reward-model + policy-gradient round of a
+text project on a tiny language model, on real PostgreSQL."""
+
+import time
+
+import pytest
+
+from labeling.models import Comparison, Item
+from tests.ml.lm_fixtures import demo_prompts, tiny_lm_dir
+from training import pipelines, text
+from training.ml import lm
+from training.ml.teachers import make_teacher
+from training.models import Policy, RewardModel, Run
+from training.simulation import simulate_judgements
+
+
+def _round(client, project) -> Run:
+    response = client.post(f"/api/projects/{project.slug}/rounds/")
+    assert response.status_code == 202, response.json()
+    round_run = Run.objects.get(pk=response.json()["id"])
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        round_run.refresh_from_db()
+        if round_run.status not in Run.ACTIVE:
+            assert round_run.status == "succeeded", round_run.error
+            return round_run
+        time.sleep(0.5)
+    pytest.fail(f"round {round_run.number} still {round_run.status}")
+
+
+def _judge_all(project) -> int:
+    return simulate_judgements(
+        project=project, teacher_name="rational", teacher=make_teacher("rational"),
+        limit=None, seed=0,
+    )  # fmt: skip
+
+
+@pytest.mark.worker
+def test_dpo_then_reward_model_and_policy_gradient_rounds_on_a_worker(
+    celery_worker_process, tmp_path_factory, make_user, make_project, api_client_for
+):
+    config = {
+        "model_dir": str(tiny_lm_dir(tmp_path_factory)),
+        "prompts": demo_prompts(6),
+        "k": 3,
+        "max_new_tokens": 12,
+        "algorithm": "dpo",
+        "comparisons_per_round": 6,
+        "seed": 1,
+    }
+    project = make_project(kind="text", config=config, round_size=10_000)
+    client = api_client_for(make_user(staff=True))
+
+    _round(client, project)  # round 1: sample from the base model
+    assert Comparison.objects.filter(project=project).count() == 6
+    assert _judge_all(project) == 6  # K = 3 rankings by the lexicon teacher
+
+    dpo_round = _round(client, project)  # round 2: DPO on the rankings
+    dpo_metrics = dpo_round.steps.get(kind="improve_policy").metrics
+    assert {"rewards/margins", "rewards/accuracies", "logps/chosen", "kl"} & set(dpo_metrics)
+    assert dpo_round.steps.get(kind="fit_reward_model").metrics == {"reward/skipped": 1}
+    dpo_policy = Policy.objects.get(project=project, version=1)
+    fresh = Item.objects.filter(project=project, data__round=2)
+    assert fresh.count() == 18 and all(i.data["policy_version"] == 1 for i in fresh)
+
+    with text.local_directory(dpo_policy.checkpoint) as path:
+        model, _ = lm.load_policy(path)  # a Hugging Face model directory
+        assert (path / "config.json").is_file() and model.config.model_type == "gpt2"
+
+    assert _judge_all(project) == 6
+    project.config = {**project.config, "algorithm": "reinforce"}
+    project.save()
+    pg_round = _round(client, project)  # round 3: reward model, then REINFORCE with KL
+    reward_model = RewardModel.objects.get(project=project)
+    assert "reward/heldout_accuracy" in reward_model.metrics or reward_model.metrics
+    pg_metrics = pg_round.steps.get(kind="improve_policy").metrics
+    assert "kl" in pg_metrics and "teacher/mean_score" in pg_metrics
+    assert Policy.objects.filter(project=project).order_by("-version").first().version == 2
+    assert Comparison.objects.filter(project=project, status="open", data__round=3).count() == 6
+
+
+@pytest.mark.django_db
+def test_a_text_policy_exports_as_a_model_directory(
+    tmp_path, tmp_path_factory, media_root, make_project, make_user, client
+):
+    from django.core.management import call_command
+
+    from training import services
+
+    config = {
+        "model_dir": str(tiny_lm_dir(tmp_path_factory)),
+        "prompts": demo_prompts(2),
+        "max_new_tokens": 8,
+        "comparisons_per_round": 2,
+    }
+    project = make_project("words", kind="text", config=config)
+    round_run = services.start_round(project=project, trigger="test", enqueue=False)
+    for step in round_run.steps.order_by("pk"):
+        services.execute_step(step_id=step.pk, work=getattr(pipelines, step.kind))
+    initial = Policy.objects.get(project=project, version=0)
+
+    call_command("export_policy", project="words", out=tmp_path / "exported")
+    model, tokenizer = lm.load_causal_lm(tmp_path / "exported")
+    assert model.config.model_type == "gpt2" and tokenizer.eos_token
+
+    client.force_login(make_user(staff=True))
+    response = client.get(f"/api/policies/{initial.pk}/export/")
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith('words-policy-v0.zip"')
+    client.force_login(make_user())
+    assert client.get(f"/api/policies/{initial.pk}/export/").status_code == 404

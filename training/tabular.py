@@ -1,0 +1,463 @@
+"""The loop for tabular trajectory projects (issue 5), as the steps of a round.
+
+A trajectory project whose ``algorithm`` is tabular (value_iteration, policy_iteration,
+mc_control, sarsa, q_learning) runs on an env with Discrete observations and actions, in
+practice gymnasium's toy-text envs (FrozenLake, CliffWalking, Taxi), whose model
+``env.unwrapped.P`` also lets us measure the learned reward exactly.
+
+Items are segments of (state, action) rows (training.ml.tabular_segments), stored as the
+other trajectory items are (training.trajectory.save_segment: one-hot observations, actions,
+true rewards) with clips from the env's ``rgb_array`` mode. Checkpoints are .npy tables in
+Django's storage: a RewardModel's is r̂(s, a) (S, A), a Policy's is π(a|s) (S, A).
+
+- fit_reward_model: r̂ by the Bradley-Terry loss on every judged pair, r̂ = 0 on terminal
+  states (training.ml.tabular_reward). A second fit that holds out 20% of the pairs measures
+  ``reward/heldout_*``; the stored table is fitted on all of them.
+- improve_policy: ``algorithm`` against r̂, with discount ``gamma``: value or policy iteration
+  on the env's model with r̂ for its reward, or MC control / SARSA / Q-learning on the env
+  itself with r̂ instead of the env's reward, for ``env_steps_per_round`` episodes (the
+  model-free methods' unit is the episode, each capped by the env's time limit). ``regret``
+  is v*(start) − v^π̂(start) on the TRUE reward for π̂ optimal for r̂ (exact, by dynamic
+  programming on the model); ``policy/regret`` the same for the policy the algorithm found.
+- generate_comparisons: segments of the current policy mixed with ε = 0.3 random actions;
+  before any policy exists every segment starts in a random reachable state (exploring
+  starts), afterwards half of them do, so the comparisons cover the whole state space. Pairs
+  are chosen by ``selection``: ``random``; ``disagreement``, the most uncertain pairs under
+  the Laplace posterior of the BT fit (training.ml.tabular_selection says why not a bootstrap
+  ensemble of tables); or ``ucb``, UCB over quantile bins of that uncertainty
+  (training.ml.bandits.UCBPairSelector), whose arm reward is the surprise of a judged pair,
+  its BT loss under the reward model that chose it. The selector's state lives in the
+  ``selection/ucb_state`` metric of the generate_comparisons step that used it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from labeling import services as labeling_services
+from labeling.config import validate_project_config
+from labeling.models import Comparison, Item, Judgement, Project
+from training.ml import clips
+from training.ml.bandits import UCBPairSelector
+from training.ml.dynamic_programming import deterministic_policy
+from training.ml.rollouts import Segment
+from training.ml.selection import random_pairs
+from training.ml.tabular_optimizers import (
+    evaluate_tabular_policy,
+    optimise_tabular_policy,
+    start_value,
+    tabular_env,
+)
+from training.ml.tabular_reward import (
+    TabularRewardConfig,
+    fit_tabular_reward_model,
+    optimal_policy_regret,
+)
+from training.ml.tabular_segments import (
+    TabularSegment,
+    behaviour_policy,
+    collect_tabular_segments,
+    render_tabular_segment,
+)
+from training.ml.tabular_selection import (
+    preference_surprise,
+    preference_uncertainty,
+    state_action_counts,
+)
+from training.models import Policy, RewardModel, Run
+from training.services import StepResult
+from training.trajectory import finite_metrics, judged_pairs, load_segment, save_segment
+
+MIN_PAIRS_TO_FIT = 4
+REWARD_FIT = TabularRewardConfig()  # heldout_fraction 0.2 for the metrics fit
+EXPLORATION_EPSILON = 0.3  # share of random actions in the segments' behaviour policy
+EXPLORING_STARTS_WITHOUT_POLICY = 1.0
+EXPLORING_STARTS_WITH_POLICY = 0.5
+CANDIDATE_OVERSAMPLE = 4  # disagreement and ucb choose among 4 × n_pairs candidate pairs
+EVAL_EPISODES = 50
+SELECTION_CODES = {"random": 0, "disagreement": 1, "ucb": 2}
+UCB_STATE = "selection/ucb_state"
+
+
+def _config(project: Project) -> dict:
+    return validate_project_config(project.kind, project.config)
+
+
+def _round_seed(step: Run) -> int:
+    return int(_config(step.project)["seed"] or 0) * 1000 + step.number
+
+
+# --- tables and segments in storage ----------------------------------------------------------
+def _save_table(project: Project, kind: str, table: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(table, dtype=np.float64))
+    return default_storage.save(
+        f"checkpoints/{project.slug}/{kind}.npy", ContentFile(buffer.getvalue())
+    )
+
+
+def _load_table(row: RewardModel | Policy) -> np.ndarray:
+    with default_storage.open(row.checkpoint.name, "rb") as f:
+        return np.load(io.BytesIO(f.read()))
+
+
+def _latest(model, project: Project):
+    """(the newest row of ``model``, its table), or (None, None)."""
+    row = model.objects.filter(project=project).order_by("-version").first()
+    return (row, _load_table(row)) if row is not None else (None, None)
+
+
+def _next_version(model, project: Project) -> int:
+    latest = model.objects.filter(project=project).order_by("-version").first()
+    return (latest.version + 1) if latest else 1
+
+
+def state_actions(segment: Segment) -> np.ndarray:
+    """(k, 2) int rows (s_t, a_t) of a stored segment (its observations are one-hot)."""
+    states = np.argmax(segment.observations, axis=1)
+    return np.stack([states, np.asarray(segment.actions, dtype=np.int64)], axis=1)
+
+
+def _judged_arrays(project: Project, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every judged pair of segments of ``length`` steps as (segments_a, segments_b, p_a) of
+    shapes (N, k, 2), (N, k, 2), (N,); and how many pairs of another length were left out
+    (a project whose segment_length changed)."""
+    pairs = judged_pairs(project)
+    kept = [(a, b, p) for a, b, p in pairs if len(a) == len(b) == length]
+    if not kept:
+        empty = np.zeros((0, length, 2), dtype=np.int64)
+        return empty, empty, np.zeros(0), len(pairs)
+    segments_a = np.stack([state_actions(a) for a, _, _ in kept])
+    segments_b = np.stack([state_actions(b) for _, b, _ in kept])
+    return segments_a, segments_b, np.array([p for _, _, p in kept]), len(pairs) - len(kept)
+
+
+# --- step 1: fit the reward model ------------------------------------------------------------
+def fit_reward_model(step: Run, progress) -> StepResult:
+    project = step.project
+    config = _config(project)
+    env = tabular_env(config["env_id"])
+    segments_a, segments_b, p_a, other_length = _judged_arrays(project, config["segment_length"])
+    if len(p_a) < MIN_PAIRS_TO_FIT:
+        return StepResult({"reward/n_pairs": len(p_a), "reward/skipped": 1})
+    terminal = env.mdp.terminal if env.mdp is not None else None
+    pairs = {
+        "segments_a": segments_a,
+        "segments_b": segments_b,
+        "p_a": p_a,
+        "n_states": env.n_states,
+        "n_actions": env.n_actions,
+        "terminal": terminal,
+        "seed": _round_seed(step),
+    }
+    measured = fit_tabular_reward_model(**pairs, config=REWARD_FIT)
+    progress(0.5)
+    fit = fit_tabular_reward_model(
+        **pairs, config=dataclasses.replace(REWARD_FIT, heldout_fraction=0.0)
+    )
+    progress(0.95)
+    visited = (
+        state_action_counts(
+            segments=np.concatenate([segments_a, segments_b]),
+            n_states=env.n_states,
+            n_actions=env.n_actions,
+        ).sum(axis=0)
+        > 0
+    ).reshape(env.n_states, env.n_actions)
+    running = ~terminal if terminal is not None else np.ones(env.n_states, dtype=bool)
+    metrics = finite_metrics(
+        {
+            "reward/n_pairs": len(p_a),
+            "reward/train_loss": fit.train_loss,
+            "reward/heldout_loss": measured.heldout_loss,
+            "reward/heldout_accuracy": measured.heldout_accuracy,  # absent when all ties
+            "reward/coverage": float(visited[running].mean()),  # (s, a) seen in a judged pair
+        }
+    )
+    if other_length:  # judged before segment_length changed: not used
+        metrics["reward/n_pairs_other_length"] = other_length
+    name = _save_table(project, "reward", fit.reward)
+
+    def commit() -> None:
+        parent = RewardModel.objects.filter(project=project).order_by("-version").first()
+        RewardModel.objects.create(
+            project=project,
+            version=_next_version(RewardModel, project),
+            parent=parent,
+            checkpoint=name,
+            metrics=metrics,
+            run=step,
+        )
+
+    return StepResult(metrics, commit)
+
+
+# --- step 2: improve the policy --------------------------------------------------------------
+def improve_policy(step: Run, progress) -> StepResult:
+    project = step.project
+    config = _config(project)
+    reward_row, reward = _latest(RewardModel, project)
+    if reward is None:
+        return StepResult({"policy/skipped": 1})
+    env = tabular_env(config["env_id"])
+    seed, gamma = _round_seed(step), config["gamma"]
+    actions, metrics = optimise_tabular_policy(
+        env=env,
+        algorithm=config["algorithm"],
+        reward=reward,
+        gamma=gamma,
+        episodes=config["env_steps_per_round"],
+        seed=seed,
+    )
+    progress(0.8)
+    policy = deterministic_policy(actions=actions, n_actions=env.n_actions)  # π(a|s) (S, A)
+    if env.mdp is not None:
+        learned_optimum = optimal_policy_regret(mdp=env.mdp, learned_reward=reward, gamma=gamma)
+        metrics["regret"] = learned_optimum.regret
+        metrics["policy/regret"] = learned_optimum.optimal_value - start_value(
+            mdp=env.mdp, actions=actions, gamma=gamma
+        )
+    true_return, learned_reward = evaluate_tabular_policy(
+        env_id=config["env_id"],
+        policy=policy,
+        reward=reward,
+        episodes=EVAL_EPISODES,
+        seed=10_000 + seed,
+    )
+    metrics["charts/true_return"] = true_return
+    metrics["charts/mean_learned_reward"] = learned_reward
+    metrics["policy/reward_model_version"] = reward_row.version
+    metrics = finite_metrics(metrics)
+    name = _save_table(project, "policy", policy)
+    parent = Policy.objects.filter(project=project).order_by("-version").first()
+
+    def commit() -> None:
+        Policy.objects.create(
+            project=project,
+            version=_next_version(Policy, project),
+            parent=parent,
+            checkpoint=name,
+            metrics=metrics,
+            run=step,
+        )
+
+    return StepResult(metrics, commit)
+
+
+# --- step 3: new comparisons -----------------------------------------------------------------
+def generate_comparisons(step: Run, progress) -> StepResult:
+    project = step.project
+    config = _config(project)
+    env = tabular_env(config["env_id"])
+    seed = _round_seed(step)
+    rng = np.random.default_rng(seed)
+    n_pairs = config["comparisons_per_round"]
+    parent, policy = _latest(Policy, project)
+    reward_row, reward = _latest(RewardModel, project)
+    strategy = config["selection"] if reward is not None else "random"
+    oversample = 1 if strategy == "random" else CANDIDATE_OVERSAMPLE
+    learned = parent is not None and parent.version > 0  # version 0 is the random policy
+    segments = collect_tabular_segments(
+        env_id=config["env_id"],
+        policy=behaviour_policy(policy=policy, epsilon=EXPLORATION_EPSILON) if learned else None,
+        n_segments=2 * n_pairs * oversample,
+        segment_length=config["segment_length"],
+        seed=seed,
+        exploring_start_fraction=(
+            EXPLORING_STARTS_WITH_POLICY if learned else EXPLORING_STARTS_WITHOUT_POLICY
+        ),
+    )
+    metrics: dict = {}
+    pair_data: list[dict] = [{} for _ in range(n_pairs)]
+    if strategy == "random":
+        pairs = [(2 * i, 2 * i + 1) for i in range(n_pairs)]  # segments are i.i.d.
+    else:
+        candidates = random_pairs(len(segments), oversample * n_pairs, rng)
+        table = np.stack([s.state_actions for s in segments])  # (M, k, 2)
+        judged_a, judged_b, _, _ = _judged_arrays(project, config["segment_length"])
+        uncertainty = preference_uncertainty(
+            reward=reward,
+            judged_a=judged_a,
+            judged_b=judged_b,
+            candidates_a=table[[a for a, _ in candidates]],
+            candidates_b=table[[b for _, b in candidates]],
+            weight_decay=REWARD_FIT.weight_decay,
+            terminal=env.mdp.terminal if env.mdp is not None else None,
+        )
+        if strategy == "disagreement":
+            chosen = np.argsort(-uncertainty, kind="stable")[:n_pairs]  # most uncertain first
+        else:
+            selector, metrics = _updated_ucb_selector(project, length=config["segment_length"])
+            chosen = selector.select(uncertainty, n_pairs, rng)
+            metrics[UCB_STATE] = {**selector.to_state(), "reward_model_version": reward_row.version}
+            pair_data = [{"ucb_candidate": int(i)} for i in chosen]
+        pairs = [candidates[i] for i in chosen]
+        metrics["comparisons/mean_uncertainty"] = float(uncertainty[chosen].mean())
+    progress(0.1)
+
+    indices = sorted({i for pair in pairs for i in pair})
+    stored: dict[int, dict[str, str]] = {}
+    for n, index in enumerate(indices):
+        stored[index] = _store_segment_files(project, config, segments[index], env.n_states)
+        progress(0.1 + 0.85 * (n + 1) / len(indices))
+    policy_version = parent.version if parent else 0
+    initial = None
+    if parent is None:  # version 0: the uniformly random policy that made these segments
+        initial = _save_table(
+            project, "policy", np.full((env.n_states, env.n_actions), 1.0 / env.n_actions)
+        )
+
+    def commit() -> None:
+        if initial is not None:
+            Policy.objects.create(
+                project=project,
+                version=0,
+                checkpoint=initial,
+                metrics={"policy/initial": 1},
+                run=step,
+            )
+        items = {}
+        for index, files in stored.items():
+            segment = segments[index]
+            items[index] = Item.objects.create(
+                project=project,
+                data={
+                    "true_return": segment.true_return,
+                    "policy_version": policy_version,
+                    "episode_seed": segment.episode_seed,
+                    "start_state": segment.start_state,
+                    "round": step.number,
+                },
+                **files,
+            )
+        for (a, b), data in zip(pairs, pair_data, strict=True):
+            labeling_services.create_comparison(
+                project=project, items=[items[a], items[b]], data={"round": step.number, **data}
+            )
+
+    shown = [segments[i] for i in indices]
+    running = ~env.mdp.terminal if env.mdp is not None else np.ones(env.n_states, dtype=bool)
+    seen = np.zeros(env.n_states, dtype=bool)
+    seen[np.concatenate([s.states for s in shown])] = True
+    metrics.update(
+        {
+            "comparisons/created": len(pairs),
+            "comparisons/selection": SELECTION_CODES[strategy],
+            "comparisons/mean_true_return": float(np.mean([s.true_return for s in shown])),
+            "comparisons/state_coverage": float(seen[running].mean()),
+        }
+    )
+    return StepResult(metrics, commit)
+
+
+def _updated_ucb_selector(project: Project, *, length: int) -> tuple[UCBPairSelector, dict]:
+    """The UCB selector of the last round that used one, updated with the surprise of the
+    pairs it chose that have been judged since (a pair only skipped earns 0; pairs nobody
+    judged are forgotten), and metrics of that update. A fresh selector when none exists."""
+    previous = (
+        Run.objects.filter(
+            project=project,
+            kind=Run.Kind.GENERATE_COMPARISONS,
+            status=Run.Status.SUCCEEDED,
+            metrics__has_key=UCB_STATE,
+        )
+        .order_by("-number")
+        .first()
+    )
+    if previous is None:
+        return UCBPairSelector(), {}
+    state = previous.metrics[UCB_STATE]
+    selector = UCBPairSelector.from_state(state)
+    chooser = RewardModel.objects.filter(
+        project=project, version=state["reward_model_version"]
+    ).first()
+    if chooser is None:
+        return selector, {}
+    chooser_reward = _load_table(chooser)
+    chosen = (
+        Comparison.objects.filter(
+            project=project, data__round=previous.number, data__has_key="ucb_candidate"
+        )
+        .prefetch_related("judgements", "items")
+        .order_by("pk")
+    )
+    indices, surprises = [], []
+    for comparison in chosen:
+        judgements = list(comparison.judgements.all())
+        if not judgements:
+            continue
+        segments = {item.pk: state_actions(load_segment(item)) for item in comparison.items.all()}
+        losses = []
+        for better, worse, p_a in _judgement_pairs(judgements):
+            if len(segments[better]) == len(segments[worse]) == length:
+                losses.append(
+                    preference_surprise(
+                        reward=chooser_reward,
+                        segments_a=segments[better][None],
+                        segments_b=segments[worse][None],
+                        p_a=np.array([p_a]),
+                    )[0]
+                )
+        indices.append(int(comparison.data["ucb_candidate"]))
+        surprises.append(float(np.mean(losses)) if losses else 0.0)
+    if not indices:
+        return selector, {}
+    selector.update(np.array(indices), np.array(surprises))
+    return selector, {
+        "selection/ucb_updates": len(indices),
+        "selection/ucb_mean_surprise": float(np.mean(surprises)),
+    }
+
+
+def _judgement_pairs(judgements: list[Judgement]) -> list[tuple[int, int, float]]:
+    """(item a, item b, p_a) of each usable judgement, as training.trajectory.judged_pairs
+    reads them: a tie is (shown first, shown second, 0.5), a ranking gives every
+    (better, worse, 1.0); skips give nothing."""
+    pairs = []
+    for judgement in judgements:
+        if judgement.choice == Judgement.Choice.SKIP:
+            continue
+        if judgement.choice == Judgement.Choice.TIE:
+            a, b = judgement.shown_order[:2]
+            pairs.append((a, b, 0.5))
+            continue
+        ranking = judgement.ranking or []
+        for i, better in enumerate(ranking):
+            pairs.extend((better, worse, 1.0) for worse in ranking[i + 1 :])
+    return pairs
+
+
+def _store_segment_files(
+    project: Project, config: dict, segment: TabularSegment, n_states: int
+) -> dict[str, str]:
+    stored = Segment(
+        observations=np.eye(n_states, dtype=np.float32)[segment.states],  # one-hot (k, S)
+        actions=segment.actions,
+        true_rewards=segment.true_rewards.astype(np.float32),
+    )
+    files = {"payload": save_segment(project, stored)}
+    if config["render_clips"]:
+        frames = render_tabular_segment(env_id=config["env_id"], segment=segment)
+        with tempfile.TemporaryDirectory() as tmp:
+            clip = clips.write_clip(frames, path=Path(tmp) / "clip.mp4", fps=config["fps"])
+            poster = clips.write_poster(frames[0], path=Path(tmp) / "poster.png")
+            with open(clip, "rb") as f:
+                files["clip"] = default_storage.save(f"clips/{project.slug}/clip.mp4", File(f))
+            with open(poster, "rb") as f:
+                files["poster"] = default_storage.save(
+                    f"posters/{project.slug}/poster.png", File(f)
+                )
+    return files
+
+
+def judgeable(item: Item) -> Segment:
+    """What a synthetic teacher judges: the item's segment, with its true rewards."""
+    return load_segment(item)
