@@ -69,11 +69,24 @@ def setup_database(database_url: str, *, annotators: int, comparisons: int) -> l
     return tokens
 
 
+async def post(client, path: str, stats: dict, **kwargs):
+    """POST, retrying on a dropped connection (next and judgement are both idempotent)."""
+    import httpx
+
+    for attempt in range(5):
+        try:
+            return await client.post(path, **kwargs)
+        except httpx.TransportError:
+            stats["retries"] += 1
+            await asyncio.sleep(0.05 * (attempt + 1))
+    return await client.post(path, **kwargs)
+
+
 async def annotator(client, token: str, rounds: int, stats: dict) -> None:
     headers = {"Authorization": f"Token {token}"}
     for _ in range(rounds):
         t0 = time.perf_counter()
-        response = await client.post("/api/projects/load/next/", headers=headers)
+        response = await post(client, "/api/projects/load/next/", stats, headers=headers)
         stats["next"].append(time.perf_counter() - t0)
         if response.status_code == 204:
             stats["empty"] += 1
@@ -83,8 +96,10 @@ async def annotator(client, token: str, rounds: int, stats: dict) -> None:
             continue
         comparison = response.json()["id"]
         t0 = time.perf_counter()
-        judged = await client.post(
+        judged = await post(
+            client,
             f"/api/comparisons/{comparison}/judgement/",
+            stats,
             json={"choice": "left", "time_spent_ms": 1},
             headers=headers,
         )
@@ -98,7 +113,14 @@ async def annotator(client, token: str, rounds: int, stats: dict) -> None:
 async def drive(url: str, tokens: list[str], rounds: int) -> tuple[dict, float]:
     import httpx
 
-    stats = {"next": [], "judgement": [], "errors": [], "acknowledged": [], "empty": 0}
+    stats = {
+        "next": [],
+        "judgement": [],
+        "errors": [],
+        "acknowledged": [],
+        "empty": 0,
+        "retries": 0,
+    }
     limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
         start = time.perf_counter()
@@ -163,7 +185,7 @@ def main() -> None:
     server = subprocess.Popen(
         [str(REPO / ".venv/bin/gunicorn"), "rlhf_platform.wsgi", "--bind",
          f"127.0.0.1:{args.port}", "--workers", str(args.workers), "--worker-class", "gthread",
-         "--threads", str(args.threads), "--log-level", "warning"],
+         "--threads", str(args.threads), "--keep-alive", "30", "--log-level", "warning"],
         cwd=REPO, env=env,
     )  # fmt: skip
     try:
@@ -190,12 +212,14 @@ def main() -> None:
         "next_ms": {q: 1000 * percentile(stats["next"], q) for q in (50, 95, 99)},
         "judgement_ms": {q: 1000 * percentile(stats["judgement"], q) for q in (50, 95, 99)},
         "errors": len(stats["errors"]),
+        "client_retries": stats["retries"],
         "server_errors": sum(1 for _, code in stats["errors"] if code >= 500),
         "error_codes": sorted({f"{kind} {code}" for kind, code in stats["errors"]}),
         **db,
     }
     print(f"{'metric':<28}{'value':>12}")
-    for key in ("judgements_per_second", "seconds", "errors", "server_errors", "acknowledged",
+    for key in ("judgements_per_second", "seconds", "errors", "server_errors", "client_retries",
+                "acknowledged",
                 "stored", "lost", "duplicated", "over_assigned"):  # fmt: skip
         value = result[key]
         print(f"{key:<28}{value:>12.1f}" if isinstance(value, float) else f"{key:<28}{value:>12}")

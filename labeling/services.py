@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from labeling.config import validate_project_config
@@ -111,9 +111,13 @@ def assign_next_comparison(
                 lease = _current_lease(annotator=annotator, project=project, now=now)
                 if lease is not None:
                     return lease
-                for gold in order:
+                for gold, held_before in _PASSES[order]:
                     candidates = _candidates(
-                        annotator=annotator, project=project, gold=gold, now=now
+                        annotator=annotator,
+                        project=project,
+                        gold=gold,
+                        now=now,
+                        held_before=held_before,
                     )
                     comparison = _lock_first_with_room(
                         candidates, project=project, gold=gold, now=now
@@ -127,8 +131,10 @@ def assign_next_comparison(
                             rng=rng,
                         )
                 busy = any(
-                    _candidates(annotator=annotator, project=project, gold=gold, now=now).exists()
-                    for gold in order
+                    _candidates(
+                        annotator=annotator, project=project, gold=g, now=now, held_before=h
+                    ).exists()
+                    for g, h in _PASSES[order]
                 )
         except IntegrityError:
             # The same annotator asked twice at once and the other request won; its lease
@@ -140,6 +146,13 @@ def assign_next_comparison(
             raise Conflict("Every remaining comparison is being assigned right now; retry.")
         time.sleep(rng.uniform(0.005, 0.03))
 
+
+# The order in which candidate sets are tried: (gold, held before), by whether gold is
+# wanted first. Comparisons never held by this annotator come before ones they let expire.
+_PASSES = {
+    (True, False): ((True, False), (False, False), (True, True), (False, True)),
+    (False, True): ((False, False), (True, False), (False, True), (True, True)),
+}
 
 # How long a caller waits for comparisons that other transactions hold locked for a moment.
 ASSIGN_PATIENCE_SECONDS = 5.0
@@ -160,20 +173,21 @@ def _current_lease(*, annotator, project, now) -> Assignment | None:
     return None
 
 
-def _candidates(*, annotator, project, gold: bool, now):
-    """Comparisons this annotator may be given, best first (not locked)."""
+def _candidates(*, annotator, project, gold: bool, now, held_before: bool):
+    """Comparisons this annotator may be given, oldest first (not locked). With
+    held_before False, only ones they never held; with True, only ones whose lease they
+    let expire (offered again once nothing new is left)."""
     judged = Judgement.objects.filter(annotator=annotator, project=project).values("comparison")
+    held = Assignment.objects.filter(annotator=annotator, project=project).values("comparison")
     candidates = Comparison.objects.filter(
         project=project, status=Comparison.Status.OPEN, gold_ranking__isnull=not gold
     ).exclude(pk__in=judged)
+    candidates = candidates.filter(pk__in=held) if held_before else candidates.exclude(pk__in=held)
     if not gold:
         candidates = candidates.annotate(leased=active_lease_count(now)).filter(
             judgement_count__lt=project.overlap - F("leased")
         )
-    # A comparison whose lease this annotator let expire comes back to them only after
-    # the ones they have never seen.
-    held = Assignment.objects.filter(annotator=annotator, comparison=OuterRef("pk"))
-    return candidates.annotate(held_before=Exists(held)).order_by("held_before", "pk")
+    return candidates.order_by("pk")
 
 
 def _lock_first_with_room(candidates, *, project, gold: bool, now) -> Comparison | None:

@@ -9,7 +9,18 @@ from __future__ import annotations
 from types import ModuleType
 
 from labeling.config import TABULAR_ALGORITHMS
+from labeling.errors import InvalidInput
 from labeling.models import Project
+
+
+def check_trainable(project: Project) -> None:
+    """Raise InvalidInput saying what is missing when this project cannot train. Cheap:
+    it imports no training code, so a web request can ask after every judgement."""
+    if project.kind == Project.Kind.TEXT and not (project.config or {}).get("model_dir"):
+        raise InvalidInput(
+            f"Project {project.slug!r} has no config.model_dir: set it to a local Hugging Face "
+            "causal LM directory (manage.py build_demo_lm makes one) to train."
+        )
 
 
 def pipeline_for(project: Project) -> ModuleType:
@@ -26,9 +37,9 @@ def pipeline_for(project: Project) -> ModuleType:
         from training import trajectory
 
         return trajectory
+    check_trainable(project)
     from training import text
 
-    text.config_of(project)  # raises InvalidInput when config.model_dir is not set
     return text
 
 

@@ -52,7 +52,7 @@ def check_trainable(project: Project) -> None:
     """Raise InvalidInput saying what is missing when this project cannot train."""
     from training import pipelines
 
-    pipelines.pipeline_for(project)  # raises with the reason
+    pipelines.check_trainable(project)
 
 
 def start_round(*, project: Project, trigger: str, enqueue: bool = True) -> Run:

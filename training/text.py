@@ -46,13 +46,10 @@ PG_ITERATIONS = 8
 
 
 def config_of(project: Project) -> dict:
-    config = validate_project_config(project.kind, project.config)
-    if not config["model_dir"]:
-        raise InvalidInput(
-            f"Project {project.slug!r} has no config.model_dir: set it to a local Hugging Face "
-            "causal LM directory (manage.py build_demo_lm makes one) to train."
-        )
-    return config
+    from training.pipelines import check_trainable
+
+    check_trainable(project)
+    return validate_project_config(project.kind, project.config)
 
 
 def prompts_of(project: Project, config: dict) -> list[str]:
