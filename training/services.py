@@ -131,6 +131,21 @@ def maybe_start_round_after_judgement(*, project_id: int) -> Run | None:
         return None
 
 
+# --- versions --------------------------------------------------------------------------------
+def record_version(model, *, project: Project, checkpoint: str, metrics: dict, run: Run):
+    """A new RewardModel or Policy version: the next number, the newest one as parent.
+    Call inside the transaction that marks ``run`` succeeded (StepResult.commit)."""
+    parent = model.objects.filter(project=project).order_by("-version").first()
+    return model.objects.create(
+        project=project,
+        version=parent.version + 1 if parent else 1,
+        parent=parent,
+        checkpoint=checkpoint,
+        metrics=metrics,
+        run=run,
+    )
+
+
 # --- running steps ---------------------------------------------------------------------------
 @dataclass
 class StepResult:

@@ -73,7 +73,7 @@ from training.ml.tabular_selection import (
     state_action_counts,
 )
 from training.models import Policy, RewardModel, Run
-from training.services import StepResult
+from training.services import StepResult, record_version
 from training.trajectory import finite_metrics, judged_pairs, load_segment, save_segment
 
 MIN_PAIRS_TO_FIT = 4
@@ -113,11 +113,6 @@ def _latest(model, project: Project):
     """(the newest row of ``model``, its table), or (None, None)."""
     row = model.objects.filter(project=project).order_by("-version").first()
     return (row, _load_table(row)) if row is not None else (None, None)
-
-
-def _next_version(model, project: Project) -> int:
-    latest = model.objects.filter(project=project).order_by("-version").first()
-    return (latest.version + 1) if latest else 1
 
 
 def state_actions(segment: Segment) -> np.ndarray:
@@ -187,15 +182,7 @@ def fit_reward_model(step: Run, progress) -> StepResult:
     name = _save_table(project, "reward", fit.reward)
 
     def commit() -> None:
-        parent = RewardModel.objects.filter(project=project).order_by("-version").first()
-        RewardModel.objects.create(
-            project=project,
-            version=_next_version(RewardModel, project),
-            parent=parent,
-            checkpoint=name,
-            metrics=metrics,
-            run=step,
-        )
+        record_version(RewardModel, project=project, checkpoint=name, metrics=metrics, run=step)
 
     return StepResult(metrics, commit)
 
@@ -237,17 +224,9 @@ def improve_policy(step: Run, progress) -> StepResult:
     metrics["policy/reward_model_version"] = reward_row.version
     metrics = finite_metrics(metrics)
     name = _save_table(project, "policy", policy)
-    parent = Policy.objects.filter(project=project).order_by("-version").first()
 
     def commit() -> None:
-        Policy.objects.create(
-            project=project,
-            version=_next_version(Policy, project),
-            parent=parent,
-            checkpoint=name,
-            metrics=metrics,
-            run=step,
-        )
+        record_version(Policy, project=project, checkpoint=name, metrics=metrics, run=step)
 
     return StepResult(metrics, commit)
 

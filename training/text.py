@@ -36,7 +36,7 @@ from training.ml.lm_reward import (
 )
 from training.ml.text_teacher import lexicon_score, load_lexicon, text_judgeable
 from training.models import Policy, RewardModel, Run
-from training.services import StepResult
+from training.services import StepResult, record_version
 from training.trajectory import finite_metrics
 
 MIN_JUDGEMENTS_TO_FIT = 4
@@ -90,11 +90,6 @@ def local_directory(stored: FieldFile) -> Iterator[Path]:
 
 def _latest(model, project: Project):
     return model.objects.filter(project=project).order_by("-version").first()
-
-
-def _next_version(model, project: Project) -> int:
-    latest = _latest(model, project)
-    return latest.version + 1 if latest else 1
 
 
 def _load_policy(project: Project, config: dict):
@@ -180,14 +175,7 @@ def fit_reward_model(step: Run, progress) -> StepResult:
         name = store_directory(project, "reward", Path(tmp))
 
     def commit() -> None:
-        RewardModel.objects.create(
-            project=project,
-            version=_next_version(RewardModel, project),
-            parent=_latest(RewardModel, project),
-            checkpoint=name,
-            metrics=metrics,
-            run=step,
-        )
+        record_version(RewardModel, project=project, checkpoint=name, metrics=metrics, run=step)
 
     return StepResult(metrics, commit)
 
@@ -197,7 +185,7 @@ def improve_policy(step: Run, progress) -> StepResult:
     project = step.project
     config = config_of(project)
     seed = _seed(step, config)
-    parent, policy, tokenizer = _load_policy(project, config)
+    _, policy, tokenizer = _load_policy(project, config)
     if config["algorithm"] == "dpo":
         pairs = preference_pairs(project)
         if not pairs:
@@ -238,14 +226,7 @@ def improve_policy(step: Run, progress) -> StepResult:
     name = _save_policy(project, policy, tokenizer)
 
     def commit() -> None:
-        Policy.objects.create(
-            project=project,
-            version=_next_version(Policy, project),
-            parent=parent,
-            checkpoint=name,
-            metrics=metrics,
-            run=step,
-        )
+        record_version(Policy, project=project, checkpoint=name, metrics=metrics, run=step)
 
     return StepResult(metrics, commit)
 

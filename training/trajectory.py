@@ -37,7 +37,7 @@ from training.ml.reward_models import (
 )
 from training.ml.rollouts import Segment, evaluate_policy
 from training.models import Policy, RewardModel, Run
-from training.services import StepResult
+from training.services import StepResult, record_version
 
 OPTIMIZERS = {"reinforce": train_reinforce, "a2c": train_a2c, "ppo": train_ppo}
 MIN_PAIRS_TO_FIT = 4
@@ -62,11 +62,6 @@ def _config(project: Project) -> dict:
 
 def _round_seed(step: Run) -> int:
     return int(_config(step.project)["seed"] or 0) * 1000 + step.number
-
-
-def _next_version(model, project: Project) -> int:
-    latest = model.objects.filter(project=project).order_by("-version").first()
-    return (latest.version + 1) if latest else 1
 
 
 def _save(name: str, content) -> str:
@@ -150,11 +145,9 @@ def fit_reward_model(step: Run, progress) -> StepResult:
     name = _save_checkpoint(project, "reward", ensemble)
 
     def commit() -> None:
-        parent = RewardModel.objects.filter(project=project).order_by("-version").first()
-        RewardModel.objects.create(
+        record_version(
+            RewardModel,
             project=project,
-            version=_next_version(RewardModel, project),
-            parent=parent,
             checkpoint=name,
             metrics={k: v for k, v in metrics.items() if v is not None},
             run=step,
@@ -204,7 +197,7 @@ def improve_policy(step: Run, progress) -> StepResult:
     if ensemble is None:
         return StepResult({"policy/skipped": 1})
     seed = _round_seed(step)
-    parent, policy = _load_latest_policy(project, seed=seed)
+    _, policy = _load_latest_policy(project, seed=seed)
     reward_fn = NormalizedReward(ensemble)
     train_metrics = optimizer(
         env_id=config["env_id"],
@@ -226,14 +219,7 @@ def improve_policy(step: Run, progress) -> StepResult:
     name = _save_checkpoint(project, "policy", policy)
 
     def commit() -> None:
-        Policy.objects.create(
-            project=project,
-            version=_next_version(Policy, project),
-            parent=parent,
-            checkpoint=name,
-            metrics=metrics,
-            run=step,
-        )
+        record_version(Policy, project=project, checkpoint=name, metrics=metrics, run=step)
 
     return StepResult(metrics, commit)
 
