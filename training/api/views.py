@@ -47,6 +47,10 @@ class PolicyExportView(APIView):
         ).first()
         if policy is None or not request.user.is_staff or not policy.checkpoint:
             raise selectors.NotFound(f"No policy {policy_id} that you may export.")
+        if not default_storage.exists(policy.checkpoint.name):
+            raise selectors.NotFound(
+                f"Policy {policy_id}'s checkpoint {policy.checkpoint.name} is missing from storage."
+            )
         suffix = Path(policy.checkpoint.name).suffix
         return FileResponse(
             default_storage.open(policy.checkpoint.name, "rb"),
