@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from training.models import Run
@@ -20,7 +21,7 @@ class StepSerializer(serializers.ModelSerializer):
 
 class RunSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    steps = StepSerializer(many=True, read_only=True)
+    steps = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -40,3 +41,9 @@ class RunSerializer(serializers.ModelSerializer):
             "finished_at",
             "steps",
         ]
+
+    @extend_schema_field(StepSerializer(many=True))
+    def get_steps(self, run: Run) -> list[dict]:
+        """The round's steps in the order they run."""
+        steps = sorted(run.steps.all(), key=lambda step: step.pk)
+        return StepSerializer(steps, many=True).data
