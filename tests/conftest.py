@@ -102,14 +102,25 @@ def celery_worker_process(transactional_db, settings, tmp_path, media_root):
     }
     queues = ",".join(prefix + q for q in ("default", "train", "render"))
     log = open(tmp_path / "worker.log", "w+")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "rlhf_platform", "worker", "--pool=solo",
-         "-Q", queues, "--without-heartbeat", "--without-gossip", "--without-mingle",
-         "--loglevel=INFO"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+
+    class Worker:
+        """The worker process; ``restart()`` starts a fresh one (after a kill, say)."""
+
+        def __init__(self):
+            self.process = None
+            self.restart()
+
+        def restart(self):
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "rlhf_platform", "worker", "--pool=solo",
+                 "-Q", queues, "--without-heartbeat", "--without-gossip", "--without-mingle",
+                 "--loglevel=INFO"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    worker = Worker()
     saved = (app.conf.task_default_queue, app.conf.task_routes)
 
     def use_queues(default_queue, routes):
@@ -124,14 +135,14 @@ def celery_worker_process(transactional_db, settings, tmp_path, media_root):
         {name: {"queue": prefix + route["queue"]} for name, route in saved[1].items()},
     )
     try:
-        yield prefix
+        yield worker
     finally:
         use_queues(*saved)
-        worker.terminate()
+        worker.process.terminate()
         try:
-            worker.wait(timeout=20)
+            worker.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            worker.kill()
+            worker.process.kill()
         log.seek(0)
         print(log.read()[-6000:])  # shown when the test fails
         log.close()
