@@ -178,6 +178,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+LOGIN_FAILURES_PER_MINUTE = int(os.environ.get("LOGIN_FAILURES_PER_MINUTE", "10"))
 
 # --- Celery: CELERY_BROKER_URL, or an embedded Redis under DATA_DIR --------------------------
 if os.environ.get("CELERY_BROKER_URL"):

@@ -1,0 +1,70 @@
+"""Logins are throttled, session writes need CSRF, and the admin shows untrusted text as text."""
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from labeling import services
+from labeling.models import Item
+
+XSS = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_repeated_failed_logins_are_answered_429_then_even_the_right_password_waits(
+    db, make_user, settings, client
+):
+    settings.LOGIN_FAILURES_PER_MINUTE = 3
+    make_user("ann", password="right")
+    for _ in range(3):
+        response = client.post("/accounts/login/", {"username": "ann", "password": "wrong"})
+        assert response.status_code == 200  # the form again, with its error
+    blocked = client.post("/accounts/login/", {"username": "ann", "password": "right"})
+    assert blocked.status_code == 429 and blocked["Retry-After"] == "60"
+    cache.clear()  # the minute is over
+    assert (
+        client.post("/accounts/login/", {"username": "ann", "password": "right"}).status_code == 302
+    )
+
+
+def test_a_session_authenticated_write_without_the_csrf_token_is_refused(
+    db, make_user, make_project, make_comparison
+):
+    user = make_user("ann", password="pw")
+    project = make_project("p", members=[user])
+    make_comparison(project)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    refused = browser.post(f"/api/projects/{project.slug}/next/")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    browser.get(f"/label/{project.slug}/")  # the page sets the CSRF cookie
+    token = browser.cookies["csrftoken"].value
+    allowed = browser.post(f"/api/projects/{project.slug}/next/", HTTP_X_CSRFTOKEN=token)
+    assert allowed.status_code == 200
+
+
+def test_untrusted_text_is_escaped_in_the_admin(db, make_user, make_project, make_comparison):
+    admin = make_user("root", staff=True)
+    admin.is_superuser = True
+    admin.save()
+    project = make_project("p")
+    comparison = make_comparison(project, texts=[XSS, "fine"])
+    item = Item.objects.get(text=XSS)
+    services.add_member(project=project, user=admin)
+    client = Client()
+    client.force_login(admin)
+    for url, shows_text in (
+        ("/admin/labeling/item/", True),
+        (f"/admin/labeling/item/{item.pk}/change/", True),
+        (f"/admin/labeling/comparison/{comparison.pk}/change/", False),
+    ):
+        page = client.get(url).content.decode()
+        assert "<script>alert(2)</script>" not in page and "<img src=x" not in page, url
+        if shows_text:
+            assert "&lt;script&gt;" in page, url
