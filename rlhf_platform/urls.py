@@ -16,3 +16,5 @@ urlpatterns = [
     path("", include("training.urls")),
     path("", include("labeling.urls")),
 ]
+
+handler500 = "labeling.outage.server_error_or_unavailable"

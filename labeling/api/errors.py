@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from labeling.errors import DomainError
+from labeling.outage import DATABASE_DOWN
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         )
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if isinstance(exc, DATABASE_DOWN):
         logger.warning("database unavailable: %s", exc)
         return Response(
             {"detail": "The database is unavailable; retry shortly."},
