@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format stop clean
+.PHONY: run test lint format stop clean load faults fuzz
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,20 @@ run: $(VENV)/.installed
 ## test: the whole test suite (real PostgreSQL, a real Celery worker, headless Chromium).
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
+
+## load: 100 annotators doing next → judge against gunicorn + PostgreSQL; prints a table,
+## writes benchmarks/results/labeling_load.json.
+load: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/labeling_load.py
+
+## faults: a worker SIGKILLed mid-round, PostgreSQL stopped under gunicorn, the broker down.
+faults: $(VENV)/.installed-dev
+	$(BIN)/pytest tests/training/test_worker_killed.py tests/platform/test_database_outage.py \
+		tests/training/test_broker_outage.py -v
+
+## fuzz: schemathesis against the OpenAPI schema with many more examples than the suite.
+fuzz: $(VENV)/.installed-dev
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/labeling/test_api_fuzz.py -v
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
