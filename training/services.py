@@ -213,6 +213,19 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
     return True
 
 
+def run_round_here(round_run: Run, *, before_step: Callable[[Run], None] | None = None) -> Run:
+    """Run a round's steps in this process, in order, without the broker (run_loop, tests).
+    An exception from a step propagates after the step and its round are marked failed."""
+    from training import pipelines
+
+    for step in round_run.steps.order_by("pk"):
+        if before_step is not None:
+            before_step(step)
+        execute_step(step_id=step.pk, work=getattr(pipelines, step.kind))
+    round_run.refresh_from_db()
+    return round_run
+
+
 def _fail(step: Run, error: str) -> None:
     finished = timezone.now()
     Run.objects.filter(pk=step.pk).update(

@@ -6,7 +6,7 @@ import pytest
 
 from labeling.models import Judgement
 from tests.browser.test_annotator_page import PASSWORD, log_in_and_open, shown_item_ids
-from training import pipelines, services
+from training import services
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -22,10 +22,7 @@ def test_pendulum_clips_play_in_sync_and_can_be_judged(
         config={"env_id": "Pendulum-v1", "segment_length": 20, "comparisons_per_round": 2},
     )
     # Round 1 run in this process: it renders the first clips.
-    round_run = services.start_round(project=project, trigger="test", enqueue=False)
-    for step in round_run.steps.order_by("pk"):
-        work = getattr(pipelines, step.kind)
-        services.execute_step(step_id=step.pk, work=work)
+    services.run_round_here(services.start_round(project=project, trigger="test", enqueue=False))
 
     log_in_and_open(page, live_server, username="ann", slug="pendulum")
     shown = shown_item_ids(page)

@@ -1,15 +1,12 @@
 """Rounds start from judgements (round_size), from the admin, and from the API."""
 
-import time
-
 import pytest
 
 from labeling import services as labeling_services
 from labeling.models import Project
+from tests.training.rounds import judge_all, wait_until_finished
 from training import services
-from training.ml.teachers import make_teacher
 from training.models import Run
-from training.simulation import simulate_judgements
 
 TINY = {
     "env_id": "Pendulum-v1",
@@ -26,21 +23,13 @@ TINY = {
 def test_round_size_judgements_start_a_round_on_the_worker(celery_worker_process, make_project):
     project = make_project(kind="trajectory", config=TINY, round_size=4)
     first = services.start_round(project=project, trigger="test")  # makes 4 comparisons
-    deadline = time.monotonic() + 120
-    while Run.objects.get(pk=first.pk).status in Run.ACTIVE and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert Run.objects.get(pk=first.pk).status == "succeeded"
+    assert wait_until_finished(first, timeout=120).status == "succeeded"
 
-    simulate_judgements(
-        project=project, teacher_name="rational", teacher=make_teacher("rational"),
-        limit=None, seed=0,
-    )  # fmt: skip
+    judge_all(project)
 
     auto = Run.objects.filter(project=project, kind="round", trigger="judgements")
     assert auto.count() == 1  # the 4th judgement started exactly one round
-    deadline = time.monotonic() + 180
-    while auto.get().status in Run.ACTIVE and time.monotonic() < deadline:
-        time.sleep(0.3)
+    wait_until_finished(auto.get(), timeout=180)
     assert auto.get().status == "succeeded", auto.get().error
     assert auto.get().steps.get(kind="fit_reward_model").metrics["reward/n_pairs"] == 4
 

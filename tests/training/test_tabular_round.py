@@ -1,19 +1,16 @@
 """Tabular trajectory projects: a real Celery worker runs a FrozenLake round from synthetic
 judgements; the steps' outputs, UCB pair selection across rounds, and config validation."""
 
-import time
-
 import imageio_ffmpeg
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 
 from labeling.models import Comparison, Item
+from tests.training.rounds import judge_all, wait_until_finished
 from training import pipelines, services, tabular, trajectory
 from training.ml.tabular_mdp import make_tabular_mdp
-from training.ml.teachers import make_teacher
 from training.models import Policy, RewardModel, Run
-from training.simulation import simulate_judgements
 
 LAKE = {
     "env_id": "FrozenLakeNotSlippery-v1",
@@ -29,35 +26,11 @@ LAKE = {
 GOAL = 15  # FrozenLake 4x4: states 0..15 row by row, the goal bottom right
 
 
-def _wait_for(round_run: Run, timeout: float = 120) -> Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        round_run.refresh_from_db()
-        if round_run.status not in Run.ACTIVE:
-            return round_run
-        time.sleep(0.3)
-    pytest.fail(f"round {round_run.number} still {round_run.status} after {timeout} s")
-
-
-def _judge_all(project) -> int:
-    return simulate_judgements(
-        project=project, teacher_name="rational", teacher=make_teacher("rational"), limit=None,
-        seed=0,
-    )  # fmt: skip
-
-
 def _run_round_here(project) -> Run:
     """One round, its steps run in this process (no broker)."""
-    round_run = services.start_round(project=project, trigger="test", enqueue=False)
-    steps = {s.kind: s.pk for s in round_run.steps.all()}
-    for kind, work in (
-        (Run.Kind.FIT_REWARD_MODEL, pipelines.fit_reward_model),
-        (Run.Kind.IMPROVE_POLICY, pipelines.improve_policy),
-        (Run.Kind.GENERATE_COMPARISONS, pipelines.generate_comparisons),
-    ):
-        services.execute_step(step_id=steps[kind], work=work)
-    round_run.refresh_from_db()
-    return round_run
+    return services.run_round_here(
+        services.start_round(project=project, trigger="test", enqueue=False)
+    )
 
 
 def _greedy_path(actions: np.ndarray, *, start: int = 0, max_steps: int = 50) -> list[int]:
@@ -79,14 +52,14 @@ def test_a_worker_runs_a_frozenlake_round_and_the_learned_rewards_optimal_policy
     # Round 1: no judgements yet, so it only makes comparisons, from the random policy.
     response = client.post(f"/api/projects/{project.slug}/rounds/")
     assert response.status_code == 202, response.json()
-    first = _wait_for(Run.objects.get(pk=response.json()["id"]))
+    first = wait_until_finished(Run.objects.get(pk=response.json()["id"]), timeout=120)
     assert first.status == "succeeded", first.error
     assert Comparison.objects.filter(project=project).count() == LAKE["comparisons_per_round"]
-    assert _judge_all(project) == LAKE["comparisons_per_round"]
+    assert judge_all(project) == LAKE["comparisons_per_round"]
 
     # Round 2: fit r̂ on those judgements, value iteration on r̂, new comparisons.
     response = client.post(f"/api/projects/{project.slug}/rounds/")
-    second = _wait_for(Run.objects.get(pk=response.json()["id"]))
+    second = wait_until_finished(Run.objects.get(pk=response.json()["id"]), timeout=120)
     assert second.status == "succeeded", second.error
     steps = {s.kind: s.metrics for s in second.steps.all()}
     assert steps["fit_reward_model"]["reward/n_pairs"] == LAKE["comparisons_per_round"]
@@ -137,7 +110,7 @@ def test_ucb_selection_keeps_its_state_between_rounds_and_learns_from_judged_pai
     for _ in range(3):
         round_run = _run_round_here(project)
         assert round_run.status == "succeeded", round_run.error
-        assert _judge_all(project) == 12
+        assert judge_all(project) == 12
 
     generated = {
         s.number: s.metrics

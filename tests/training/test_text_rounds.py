@@ -1,38 +1,22 @@
 """A real Celery worker runs a DPO round and a reward-model + policy-gradient round of a
 text project on a tiny language model, on real PostgreSQL."""
 
-import time
-
 import pytest
 
 from labeling.models import Comparison, Item
 from tests.ml.lm_fixtures import demo_prompts, tiny_lm_dir
-from training import pipelines, text
+from tests.training.rounds import judge_all, wait_until_finished
+from training import text
 from training.ml import lm
-from training.ml.teachers import make_teacher
 from training.models import Policy, RewardModel, Run
-from training.simulation import simulate_judgements
 
 
 def _round(client, project) -> Run:
     response = client.post(f"/api/projects/{project.slug}/rounds/")
     assert response.status_code == 202, response.json()
-    round_run = Run.objects.get(pk=response.json()["id"])
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        round_run.refresh_from_db()
-        if round_run.status not in Run.ACTIVE:
-            assert round_run.status == "succeeded", round_run.error
-            return round_run
-        time.sleep(0.5)
-    pytest.fail(f"round {round_run.number} still {round_run.status}")
-
-
-def _judge_all(project) -> int:
-    return simulate_judgements(
-        project=project, teacher_name="rational", teacher=make_teacher("rational"),
-        limit=None, seed=0,
-    )  # fmt: skip
+    round_run = wait_until_finished(Run.objects.get(pk=response.json()["id"]), timeout=300)
+    assert round_run.status == "succeeded", round_run.error
+    return round_run
 
 
 @pytest.mark.worker
@@ -53,7 +37,7 @@ def test_dpo_then_reward_model_and_policy_gradient_rounds_on_a_worker(
 
     _round(client, project)  # round 1: sample from the base model
     assert Comparison.objects.filter(project=project).count() == 6
-    assert _judge_all(project) == 6  # K = 3 rankings by the lexicon teacher
+    assert judge_all(project) == 6  # K = 3 rankings by the lexicon teacher
 
     dpo_round = _round(client, project)  # round 2: DPO on the rankings
     dpo_metrics = dpo_round.steps.get(kind="improve_policy").metrics
@@ -67,7 +51,7 @@ def test_dpo_then_reward_model_and_policy_gradient_rounds_on_a_worker(
         model, _ = lm.load_policy(path)  # a Hugging Face model directory
         assert (path / "config.json").is_file() and model.config.model_type == "gpt2"
 
-    assert _judge_all(project) == 6
+    assert judge_all(project) == 6
     project.config = {**project.config, "algorithm": "reinforce"}
     project.save()
     pg_round = _round(client, project)  # round 3: reward model, then REINFORCE with KL
@@ -94,9 +78,7 @@ def test_a_text_policy_exports_as_a_model_directory(
         "comparisons_per_round": 2,
     }
     project = make_project("words", kind="text", config=config)
-    round_run = services.start_round(project=project, trigger="test", enqueue=False)
-    for step in round_run.steps.order_by("pk"):
-        services.execute_step(step_id=step.pk, work=getattr(pipelines, step.kind))
+    services.run_round_here(services.start_round(project=project, trigger="test", enqueue=False))
     initial = Policy.objects.get(project=project, version=0)
 
     call_command("export_policy", project="words", out=tmp_path / "exported")

@@ -1,16 +1,13 @@
 """A real Celery worker runs whole rounds of a trajectory project on real PostgreSQL."""
 
-import time
-
 import imageio_ffmpeg
 import pytest
 from django.core.files.storage import default_storage
 
 from labeling.models import Comparison, Item
+from tests.training.rounds import judge_all, wait_until_finished
 from training import services
-from training.ml.teachers import make_teacher
 from training.models import Policy, RewardModel, Run
-from training.simulation import simulate_judgements
 
 TINY = {
     "env_id": "Pendulum-v1",
@@ -26,16 +23,6 @@ TINY = {
 }
 
 
-def _wait_for(round_run: Run, timeout: float = 240) -> Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        round_run.refresh_from_db()
-        if round_run.status not in Run.ACTIVE:
-            return round_run
-        time.sleep(0.5)
-    pytest.fail(f"round {round_run.number} still {round_run.status} after {timeout} s")
-
-
 @pytest.mark.worker
 def test_a_worker_runs_whole_rounds_and_new_clips_reach_the_queue(
     celery_worker_process, make_user, make_project, api_client_for
@@ -47,23 +34,17 @@ def test_a_worker_runs_whole_rounds_and_new_clips_reach_the_queue(
     # Round 1: nothing judged yet, so it only makes the first comparisons.
     response = client.post(f"/api/projects/{project.slug}/rounds/")
     assert response.status_code == 202, response.json()
-    first = _wait_for(Run.objects.get(pk=response.json()["id"]))
+    first = wait_until_finished(Run.objects.get(pk=response.json()["id"]), timeout=240)
     assert first.status == "succeeded", first.error
     assert Comparison.objects.filter(project=project).count() == 6
 
-    judged = simulate_judgements(
-        project=project,
-        teacher_name="rational",
-        teacher=make_teacher("rational"),
-        limit=None,
-        seed=0,
-    )
+    judged = judge_all(project)
     assert judged == 6
 
     # Round 2: fit the reward model, improve the policy, make new comparisons.
     response = client.post(f"/api/projects/{project.slug}/rounds/")
     assert response.status_code == 202
-    second = _wait_for(Run.objects.get(pk=response.json()["id"]))
+    second = wait_until_finished(Run.objects.get(pk=response.json()["id"]), timeout=240)
     assert second.status == "succeeded", second.error
     assert set(second.steps.values_list("status", flat=True)) == {"succeeded"}
     status = client.get(f"/api/runs/{second.pk}/").json()

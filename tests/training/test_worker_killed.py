@@ -8,10 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.training.rounds import judge_all, wait_until_finished
 from training import services
-from training.ml.teachers import make_teacher
 from training.models import Policy, RewardModel, Run
-from training.simulation import simulate_judgements
 
 CONFIG = {
     "env_id": "Pendulum-v1",
@@ -37,11 +36,8 @@ def _wait(predicate, timeout=180, what="condition"):
 def test_a_round_survives_its_worker_being_killed_mid_step(celery_worker_process, make_project):
     project = make_project(kind="trajectory", config=CONFIG, round_size=10_000)
     first = services.start_round(project=project, trigger="test")
-    _wait(lambda: Run.objects.get(pk=first.pk).status == "succeeded", what="round 1")
-    simulate_judgements(
-        project=project, teacher_name="rational", teacher=make_teacher("rational"),
-        limit=None, seed=0,
-    )  # fmt: skip
+    assert wait_until_finished(first, timeout=180).status == "succeeded"
+    judge_all(project)
 
     # A policy step long enough to be killed in the middle of.
     project.config = {**CONFIG, "env_steps_per_round": 2_000_000}
@@ -60,9 +56,7 @@ def test_a_round_survives_its_worker_being_killed_mid_step(celery_worker_process
     project.save()
     celery_worker_process.restart()
     assert services.requeue_stale_runs(stale_after=timedelta(0)) == 1
-    _wait(lambda: Run.objects.get(pk=second.pk).status not in Run.ACTIVE, what="round 2")
-
-    second.refresh_from_db()
+    second = wait_until_finished(second, timeout=180)
     assert second.status == "succeeded", second.error
     steps = {s.kind: s for s in second.steps.all()}
     assert steps["fit_reward_model"].attempts == 1  # succeeded before the kill: not rerun

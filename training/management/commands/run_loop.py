@@ -3,16 +3,10 @@ from tqdm import tqdm
 
 from labeling.errors import DomainError
 from labeling.models import Project
-from training import pipelines, services
+from training import services
 from training.management.commands._teachers import add_teacher_arguments, teacher_from_options
 from training.models import Run
 from training.simulation import simulate_judgements
-
-STEP_WORK = {
-    Run.Kind.FIT_REWARD_MODEL: pipelines.fit_reward_model,
-    Run.Kind.IMPROVE_POLICY: pipelines.improve_policy,
-    Run.Kind.GENERATE_COMPARISONS: pipelines.generate_comparisons,
-}
 
 
 class Command(BaseCommand):
@@ -55,17 +49,19 @@ class Command(BaseCommand):
 
     def _round(self, project) -> Run:
         round_run = services.start_round(project=project, trigger="cli", enqueue=False)
-        with tqdm(total=len(STEP_WORK), desc=f"round {round_run.number}", unit="step") as bar:
-            for step in round_run.steps.order_by("pk"):
+        steps = round_run.steps.count()
+        with tqdm(total=steps, desc=f"round {round_run.number}", unit="step") as bar:
+
+            def before_step(step: Run) -> None:
+                bar.update(1 if bar.postfix else 0)
                 bar.set_postfix_str(step.kind)
-                try:
-                    services.execute_step(step_id=step.pk, work=STEP_WORK[step.kind])
-                except Exception as exc:
-                    raise CommandError(
-                        f"Round {round_run.number} failed in {step.kind}: {exc}"
-                    ) from exc
-                bar.update(1)
-        round_run.refresh_from_db()
+
+            try:
+                round_run = services.run_round_here(round_run, before_step=before_step)
+            except Exception as exc:
+                round_run.refresh_from_db()
+                raise CommandError(f"Round {round_run.number} failed: {round_run.error}") from exc
+            bar.update(steps - bar.n)
         return round_run
 
     def _report(self, round_run: Run) -> None:
