@@ -69,49 +69,57 @@ def setup_database(database_url: str, *, annotators: int, comparisons: int) -> l
     return tokens
 
 
-async def post(client, path: str, stats: dict, **kwargs):
-    """POST, retrying on a dropped connection (next and judgement are both idempotent)."""
-    import httpx
+async def post(session, url: str, stats: dict, **kwargs) -> tuple[int, dict | None]:
+    """POST; returns (status, JSON body). Retries on a dropped connection and on a 503
+    (after its Retry-After): next and judgement are both idempotent."""
+    import aiohttp
 
-    for attempt in range(5):
+    for attempt in range(60):
         try:
-            return await client.post(path, **kwargs)
-        except httpx.TransportError:
+            async with session.post(url, **kwargs) as response:
+                if response.status == 503:
+                    stats["unavailable"] += 1
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    continue
+                body = await response.json() if response.status != 204 else None
+                return response.status, body
+        except (TimeoutError, aiohttp.ClientConnectionError):
             stats["retries"] += 1
-            await asyncio.sleep(0.05 * (attempt + 1))
-    return await client.post(path, **kwargs)
+            await asyncio.sleep(min(2.0, 0.05 * (attempt + 1)))
+    raise RuntimeError(f"POST {url}: no answer after 60 tries")
 
 
-async def annotator(client, token: str, rounds: int, stats: dict) -> None:
+async def annotator(session, base: str, token: str, rounds: int, stats: dict) -> None:
     headers = {"Authorization": f"Token {token}"}
     for _ in range(rounds):
         t0 = time.perf_counter()
-        response = await post(client, "/api/projects/load/next/", stats, headers=headers)
+        code, body = await post(session, f"{base}/api/projects/load/next/", stats, headers=headers)
         stats["next"].append(time.perf_counter() - t0)
-        if response.status_code == 204:
+        if code == 204:
             stats["empty"] += 1
             return
-        if response.status_code != 200:
-            stats["errors"].append(("next", response.status_code))
+        if code != 200:
+            stats["errors"].append(("next", code))
             continue
-        comparison = response.json()["id"]
+        comparison = body["id"]
         t0 = time.perf_counter()
-        judged = await post(
-            client,
-            f"/api/comparisons/{comparison}/judgement/",
+        code, _ = await post(
+            session,
+            f"{base}/api/comparisons/{comparison}/judgement/",
             stats,
             json={"choice": "left", "time_spent_ms": 1},
             headers=headers,
         )
         stats["judgement"].append(time.perf_counter() - t0)
-        if judged.status_code in (200, 201):
+        if code in (200, 201):
             stats["acknowledged"].append((token, comparison))
         else:
-            stats["errors"].append(("judgement", judged.status_code))
+            stats["errors"].append(("judgement", code))
 
 
 async def drive(url: str, tokens: list[str], rounds: int) -> tuple[dict, float]:
-    import httpx
+    """Every annotator on its own keep-alive connection, all at once."""
+    import aiohttp
 
     stats = {
         "next": [],
@@ -120,11 +128,13 @@ async def drive(url: str, tokens: list[str], rounds: int) -> tuple[dict, float]:
         "acknowledged": [],
         "empty": 0,
         "retries": 0,
+        "unavailable": 0,
     }
-    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=len(tokens), force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter()
-        await asyncio.gather(*(annotator(client, t, rounds, stats) for t in tokens))
+        await asyncio.gather(*(annotator(session, url, t, rounds, stats) for t in tokens))
         elapsed = time.perf_counter() - start
     return stats, elapsed
 
@@ -155,10 +165,19 @@ def check_database(stats: dict) -> dict:
     }
 
 
-def main() -> None:
-    import logging
+def wait_for_server(port: int) -> None:
+    import urllib.request
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
+            return
+        except OSError:  # refused, reset or timed out while the workers start
+            time.sleep(0.2)
+    raise RuntimeError("the server did not start")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--annotators", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=20, help="next → judge per annotator")
@@ -189,14 +208,7 @@ def main() -> None:
         cwd=REPO, env=env,
     )  # fmt: skip
     try:
-        import httpx
-
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{args.port}/api/schema/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_for_server(args.port)
         stats, elapsed = asyncio.run(drive(f"http://127.0.0.1:{args.port}", tokens, args.rounds))
     finally:
         server.terminate()
@@ -213,13 +225,14 @@ def main() -> None:
         "judgement_ms": {q: 1000 * percentile(stats["judgement"], q) for q in (50, 95, 99)},
         "errors": len(stats["errors"]),
         "client_retries": stats["retries"],
+        "answered_503": stats["unavailable"],
         "server_errors": sum(1 for _, code in stats["errors"] if code >= 500),
         "error_codes": sorted({f"{kind} {code}" for kind, code in stats["errors"]}),
         **db,
     }
     print(f"{'metric':<28}{'value':>12}")
     for key in ("judgements_per_second", "seconds", "errors", "server_errors", "client_retries",
-                "acknowledged",
+                "answered_503", "acknowledged",
                 "stored", "lost", "duplicated", "over_assigned"):  # fmt: skip
         value = result[key]
         print(f"{key:<28}{value:>12.1f}" if isinstance(value, float) else f"{key:<28}{value:>12}")

@@ -114,6 +114,11 @@ class Comparison(models.Model):
     judgement_count = models.PositiveIntegerField(
         default=0, help_text="Judgements other than skips; kept under the row lock."
     )
+    open_leases = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Leases with status open (expired or not); kept by a database trigger.",
+    )
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

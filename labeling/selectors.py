@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from itertools import combinations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, QuerySet
 
+from labeling import sql
 from labeling.errors import DomainError
 from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
 
@@ -28,22 +28,30 @@ def visible_projects(user: AbstractBaseUser) -> QuerySet[Project]:
 
 def access_project(user: AbstractBaseUser, slug: str) -> Project:
     """The project ``slug`` if ``user`` may see it; NotFound otherwise (not 403: a
-    non-member learns nothing about which projects exist)."""
-    project = visible_projects(user).filter(slug=slug).first()
-    if project is None:
-        raise NotFound(f"No project {slug!r} that you are a member of.")
-    return project
-
-
-def access_comparison(user: AbstractBaseUser, comparison_id: int) -> Comparison:
-    comparison = (
-        Comparison.objects.select_related("project")
-        .filter(pk=comparison_id, project__in=visible_projects(user))
-        .first()
+    non-member learns nothing about which projects exist). One query, on every API call."""
+    row = sql.fetchone(
+        f"""
+        SELECT {sql.model_columns(Project, "p")} FROM labeling_project p
+        WHERE p.slug = %(slug)s AND (%(staff)s OR EXISTS (
+            SELECT 1 FROM labeling_membership m
+            WHERE m.project_id = p.id AND m.user_id = %(user)s))
+        """,
+        {"slug": slug, "staff": user.is_staff, "user": user.pk},
     )
-    if comparison is None:
-        raise NotFound(f"No comparison {comparison_id} in a project you are a member of.")
-    return comparison
+    if row is None:
+        raise NotFound(f"No project {slug!r} that you are a member of.")
+    return sql.model_from_row(Project, row)
+
+
+def project_by_id(project_id: int) -> Project:
+    """The project, in one query without the ORM's query building (no access check)."""
+    row = sql.fetchone(
+        f"SELECT {sql.model_columns(Project, 'p')} FROM labeling_project p WHERE p.id = %s",
+        [project_id],
+    )
+    if row is None:
+        raise NotFound(f"No project {project_id}.")
+    return sql.model_from_row(Project, row)
 
 
 def is_member(user: AbstractBaseUser, project: Project) -> bool:
@@ -53,31 +61,30 @@ def is_member(user: AbstractBaseUser, project: Project) -> bool:
 # --- the annotator's view --------------------------------------------------------------------
 def assignment_items(assignment: Assignment) -> list[Item]:
     """The lease's items in the order this annotator sees them."""
-    by_id = Item.objects.in_bulk(assignment.display_order)
-    return [by_id[pk] for pk in assignment.display_order]
-
-
-def active_lease_count(now, *, excluding: AbstractBaseUser | None = None):
-    """An expression: the number of open, unexpired leases of the outer comparison."""
-    leases = Assignment.objects.filter(
-        comparison=OuterRef("pk"), status=Assignment.Status.OPEN, expires_at__gt=now
+    rows = sql.fetchall(
+        f"SELECT {sql.model_columns(Item, 'i')} FROM labeling_item i WHERE i.id = ANY(%s)",
+        [list(assignment.display_order)],
     )
-    if excluding is not None:
-        leases = leases.exclude(annotator=excluding)
-    counted = leases.order_by().values("comparison").annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counted), Value(0))
+    by_id = {row.id: sql.model_from_row(Item, row) for row in rows}
+    return [by_id[pk] for pk in assignment.display_order]
 
 
 def annotator_progress(annotator: AbstractBaseUser, project: Project) -> dict[str, int]:
     """How many comparisons this annotator has judged here, and how many open ones they
     have not judged yet (a display figure: others' open leases are not subtracted)."""
-    judged = Judgement.objects.filter(project=project, annotator=annotator)
-    remaining = (
-        Comparison.objects.filter(project=project, status=Comparison.Status.OPEN)
-        .exclude(pk__in=judged.values("comparison"))
-        .count()
+    row = sql.fetchone(
+        """
+        SELECT (SELECT count(*) FROM labeling_judgement j
+                WHERE j.project_id = %(project)s AND j.annotator_id = %(user)s) AS judged,
+               (SELECT count(*) FROM labeling_comparison c
+                WHERE c.project_id = %(project)s AND c.status = 'open'
+                  AND NOT EXISTS (SELECT 1 FROM labeling_judgement j
+                                  WHERE j.comparison_id = c.id
+                                    AND j.annotator_id = %(user)s)) AS remaining
+        """,
+        {"project": project.pk, "user": annotator.pk},
     )
-    return {"judged": judged.count(), "remaining": remaining}
+    return {"judged": row.judged, "remaining": row.remaining}
 
 
 # --- export ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -10,9 +11,9 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
+from labeling import sql
 from labeling.config import validate_project_config
 from labeling.errors import Conflict, InvalidInput, NotAllowed
 from labeling.models import (
@@ -24,7 +25,7 @@ from labeling.models import (
     Membership,
     Project,
 )
-from labeling.selectors import active_lease_count
+from labeling.selectors import NotFound
 from labeling.signals import judgement_recorded
 
 PAIR_CHOICES = {"left", "right", "tie", "skip"}
@@ -85,6 +86,12 @@ def create_comparison(
 
 
 # --- assignment ------------------------------------------------------------------------------
+# The two calls an annotator makes all day, next and judge, are written in SQL: a handful
+# of statements each, no ORM query building. Lock order is always a comparison row first,
+# then its leases (a trigger on labeling_assignment keeps Comparison.open_leases, and
+# updates the comparison row the lease belongs to).
+
+
 def assign_next_comparison(
     *, annotator: AbstractBaseUser, project: Project, rng: random.Random | None = None
 ) -> Assignment | None:
@@ -93,16 +100,16 @@ def assign_next_comparison(
     The annotator's own open lease is returned again if they hold one. Otherwise a
     comparison is chosen whose judgements plus open leases are below ``overlap``; gold
     comparisons (which every annotator sees once, outside ``overlap``) are mixed in at
-    ``project.gold_rate``. Candidate rows are locked with SKIP LOCKED and their counts are
-    re-read under the lock, so concurrent callers never over-assign; a caller that finds
-    every candidate locked by others waits briefly and looks again rather than being told
-    that nothing is left. Returns None when nothing is left for this annotator.
+    ``project.gold_rate``. The candidate is locked with SKIP LOCKED, and PostgreSQL
+    re-checks the row's counts under the lock, so concurrent callers never over-assign; a
+    caller that finds every candidate locked by others waits briefly and looks again
+    rather than being told that nothing is left. Leases that expired are released when
+    nothing else is left. Returns None when nothing is left for this annotator.
     """
-    if not Membership.objects.filter(project=project, user=annotator).exists():
-        raise NotAllowed(f"You are not an annotator of project {project.slug!r}.")
     rng = rng or random
     want_gold = project.gold_rate > 0 and rng.random() < project.gold_rate
-    order = (True, False) if want_gold else (False, True)
+    passes = _PASSES[(True, False) if want_gold else (False, True)]
+    params = {"project": project.pk, "annotator": annotator.pk, "overlap": project.overlap}
     deadline = time.monotonic() + ASSIGN_PATIENCE_SECONDS
     while True:
         now = timezone.now()
@@ -111,36 +118,30 @@ def assign_next_comparison(
                 lease = _current_lease(annotator=annotator, project=project, now=now)
                 if lease is not None:
                     return lease
-                for gold, held_before in _PASSES[order]:
-                    candidates = _candidates(
-                        annotator=annotator,
-                        project=project,
-                        gold=gold,
-                        now=now,
-                        held_before=held_before,
+                for gold, held_before in passes:
+                    row = sql.fetchone(
+                        _candidates_sql(gold=gold, held_before=held_before, lock=True), params
                     )
-                    comparison = _lock_first_with_room(
-                        candidates, project=project, gold=gold, now=now
-                    )
-                    if comparison is not None:
+                    if row is not None:
                         return _lease(
                             annotator=annotator,
                             project=project,
-                            comparison=comparison,
+                            comparison_id=row[0],
+                            item_ids=row[1],
                             now=now,
                             rng=rng,
                         )
                 busy = any(
-                    _candidates(
-                        annotator=annotator, project=project, gold=g, now=now, held_before=h
-                    ).exists()
-                    for g, h in _PASSES[order]
+                    sql.fetchone(_candidates_sql(gold=g, held_before=h, lock=False), params)
+                    for g, h in passes
                 )
         except IntegrityError:
             # The same annotator asked twice at once and the other request won; its lease
             # is what the next pass returns.
             busy = True
         if not busy:
+            if release_expired_leases(now=now, project=project):
+                continue
             return None
         if time.monotonic() > deadline:
             raise Conflict("Every remaining comparison is being assigned right now; retry.")
@@ -158,92 +159,121 @@ _PASSES = {
 ASSIGN_PATIENCE_SECONDS = 5.0
 
 
+def _candidates_sql(*, gold: bool, held_before: bool, lock: bool) -> str:
+    """The first comparison this annotator may be given (with its item ids in stored
+    order). Gold ones ignore ``overlap``. With held_before False, only ones they never held;
+    with True, only ones whose lease they let expire (offered once nothing new is left).
+    Locked, the query skips rows others hold and PostgreSQL re-checks the counts on the
+    newest row version, so the room it sees is exact."""
+    return f"""
+        SELECT c.id, (SELECT array_agg(s.item_id ORDER BY s.position)
+                      FROM labeling_comparisonitem s WHERE s.comparison_id = c.id)
+        FROM labeling_comparison c
+        WHERE c.project_id = %(project)s AND c.status = 'open'
+          AND c.gold_ranking IS {"NOT NULL" if gold else "NULL"}
+          {"" if gold else "AND c.judgement_count + c.open_leases < %(overlap)s"}
+          AND NOT EXISTS (SELECT 1 FROM labeling_judgement j
+                          WHERE j.comparison_id = c.id AND j.annotator_id = %(annotator)s)
+          AND {"" if held_before else "NOT"} EXISTS (
+              SELECT 1 FROM labeling_assignment a
+              WHERE a.comparison_id = c.id AND a.annotator_id = %(annotator)s)
+        ORDER BY c.id LIMIT 1 {"FOR UPDATE OF c SKIP LOCKED" if lock else ""}
+    """
+
+
 def _current_lease(*, annotator, project, now) -> Assignment | None:
-    lease = (
-        Assignment.objects.select_for_update()
-        .filter(annotator=annotator, project=project, status=Assignment.Status.OPEN)
-        .first()
+    """The annotator's open lease here, if unexpired; an expired one is released. Raises
+    NotAllowed for a non-member."""
+    row = sql.fetchone(
+        """
+        SELECT EXISTS (SELECT 1 FROM labeling_membership m
+                       WHERE m.project_id = %(project)s AND m.user_id = %(annotator)s),
+               a.id, a.comparison_id, a.display_order, a.created_at, a.expires_at
+        FROM (SELECT 1) AS one
+        LEFT JOIN labeling_assignment a ON a.annotator_id = %(annotator)s
+             AND a.project_id = %(project)s AND a.status = 'open'
+        """,
+        {"project": project.pk, "annotator": annotator.pk},
     )
-    if lease is None:
+    member, lease_id, comparison_id, order, created_at, expires_at = row
+    if not member:
+        raise NotAllowed(f"You are not an annotator of project {project.slug!r}.")
+    if lease_id is None:
         return None
-    if lease.expires_at > now:
-        return lease
-    lease.status = Assignment.Status.RELEASED
-    lease.save(update_fields=["status"])
-    return None
-
-
-def _candidates(*, annotator, project, gold: bool, now, held_before: bool):
-    """Comparisons this annotator may be given, oldest first (not locked). With
-    held_before False, only ones they never held; with True, only ones whose lease they
-    let expire (offered again once nothing new is left)."""
-    judged = Judgement.objects.filter(annotator=annotator, project=project).values("comparison")
-    held = Assignment.objects.filter(annotator=annotator, project=project).values("comparison")
-    candidates = Comparison.objects.filter(
-        project=project, status=Comparison.Status.OPEN, gold_ranking__isnull=not gold
-    ).exclude(pk__in=judged)
-    candidates = candidates.filter(pk__in=held) if held_before else candidates.exclude(pk__in=held)
-    if not gold:
-        candidates = candidates.annotate(leased=active_lease_count(now)).filter(
-            judgement_count__lt=project.overlap - F("leased")
+    if expires_at > now:
+        return Assignment(
+            pk=lease_id,
+            project=project,
+            comparison_id=comparison_id,
+            annotator=annotator,
+            display_order=json.loads(order),
+            status=Assignment.Status.OPEN,
+            created_at=created_at,
+            expires_at=expires_at,
         )
-    return candidates.order_by("pk")
-
-
-def _lock_first_with_room(candidates, *, project, gold: bool, now) -> Comparison | None:
-    """Lock the first candidate nobody else has locked and that still has room."""
-    full: list[int] = []
-    for _ in range(8):
-        comparison = (
-            candidates.exclude(pk__in=full)
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if comparison is None or gold:
-            return comparison
-        # Re-read under the row lock: every lease of this comparison is written while
-        # holding this lock, so this count is exact.
-        leased = Assignment.objects.filter(
-            comparison=comparison, status=Assignment.Status.OPEN, expires_at__gt=now
-        ).count()
-        comparison.refresh_from_db(fields=["judgement_count", "status"])
-        if (
-            comparison.status == Comparison.Status.OPEN
-            and comparison.judgement_count + leased < project.overlap
-        ):
-            return comparison
-        full.append(comparison.pk)
-    return None
-
-
-def _lease(*, annotator, project, comparison, now, rng) -> Assignment:
-    item_ids = list(
-        ComparisonItem.objects.filter(comparison=comparison)
-        .order_by("position")
-        .values_list("item_id", flat=True)
+    sql.fetchone("SELECT id FROM labeling_comparison WHERE id = %s FOR UPDATE", [comparison_id])
+    sql.execute(
+        "UPDATE labeling_assignment SET status = 'released' WHERE id = %s AND status = 'open'",
+        [lease_id],
     )
+    return None
+
+
+def _lease(*, annotator, project, comparison_id, item_ids, now, rng) -> Assignment:
+    """Write the lease, under the comparison's row lock. A lease this annotator let expire
+    is renewed in place (one row per annotator and comparison)."""
     rng.shuffle(item_ids)  # position bias is real: each annotator sees their own order
-    fields = {
-        "project": project,
-        "display_order": item_ids,
-        "status": Assignment.Status.OPEN,
-        "expires_at": now + timedelta(seconds=project.lease_seconds),
-        "created_at": now,
-    }
-    # A lease this annotator let expire is renewed in place (one row per annotator and
-    # comparison); otherwise a new one. Either runs under the comparison's row lock.
-    existing = Assignment.objects.filter(annotator=annotator, comparison=comparison)
-    if existing.update(**fields):
-        return existing.get()
-    return Assignment.objects.create(annotator=annotator, comparison=comparison, **fields)
-
-
-def release_expired_leases(*, now=None) -> int:
-    """Return expired open leases to the pool; returns how many were released."""
-    now = now or timezone.now()
-    return Assignment.objects.filter(status=Assignment.Status.OPEN, expires_at__lte=now).update(
-        status=Assignment.Status.RELEASED
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    (lease_id,) = sql.fetchone(
+        """
+        INSERT INTO labeling_assignment
+            (project_id, comparison_id, annotator_id, display_order, status, created_at,
+             expires_at)
+        VALUES (%s, %s, %s, %s::jsonb, 'open', %s, %s)
+        ON CONFLICT (annotator_id, comparison_id) DO UPDATE SET
+            project_id = EXCLUDED.project_id, display_order = EXCLUDED.display_order,
+            status = 'open', created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+        RETURNING id
+        """,
+        [project.pk, comparison_id, annotator.pk, json.dumps(item_ids), now, expires_at],
     )
+    return Assignment(
+        pk=lease_id,
+        project=project,
+        comparison_id=comparison_id,
+        annotator=annotator,
+        display_order=item_ids,
+        status=Assignment.Status.OPEN,
+        created_at=now,
+        expires_at=expires_at,
+    )
+
+
+def release_expired_leases(*, now=None, project: Project | None = None) -> int:
+    """Return expired open leases to the pool (of one project, or all); returns how many
+    were released. Their comparisons are locked first, in id order, as everywhere else."""
+    now = now or timezone.now()
+    in_project = "AND a.project_id = %(project)s" if project is not None else ""
+    params = {"now": now, "project": project.pk if project is not None else None}
+    with transaction.atomic():
+        locked = sql.fetchall(
+            f"""
+            SELECT c.id FROM labeling_comparison c
+            WHERE c.id IN (SELECT a.comparison_id FROM labeling_assignment a
+                           WHERE a.status = 'open' AND a.expires_at <= %(now)s {in_project})
+            ORDER BY c.id FOR UPDATE OF c
+            """,
+            params,
+        )
+        if not locked:
+            return 0
+        return sql.execute(
+            """
+            UPDATE labeling_assignment SET status = 'released'
+            WHERE status = 'open' AND expires_at <= %(now)s AND comparison_id = ANY(%(ids)s)
+            """,
+            {**params, "ids": [pk for (pk,) in locked]},
+        )
 
 
 # --- judgements ------------------------------------------------------------------------------
@@ -256,7 +286,7 @@ class JudgementResult:
 def record_judgement(
     *,
     annotator: AbstractBaseUser,
-    comparison: Comparison,
+    comparison: Comparison | int,
     choice: str | None = None,
     ranking: list[int] | None = None,
     time_spent_ms: int | None = None,
@@ -266,78 +296,137 @@ def record_judgement(
     ``choice`` is left/right/tie/skip for a pair, in the order the annotator saw the items;
     a K > 2 comparison takes ``ranking`` (its item ids, best first) or ``choice='skip'``.
     Repeating an identical submission returns the stored judgement (created False); a
-    different answer to a comparison already judged raises Conflict.
+    different answer to a comparison already judged raises Conflict. A comparison outside
+    the annotator's projects (staff: outside every project) is NotFound.
     """
+    comparison_id = comparison if isinstance(comparison, int) else comparison.pk
     with transaction.atomic():
-        comparison = (
-            Comparison.objects.select_for_update(of=("self",))
-            .select_related("project")
-            .get(pk=comparison.pk)
-        )
-        lease = Assignment.objects.filter(annotator=annotator, comparison=comparison).first()
-        if lease is None:
+        row = sql.fetchone(_JUDGE_SQL, {"comparison": comparison_id, "annotator": annotator.pk})
+        if row is None or not (row.member or annotator.is_staff):
+            raise NotFound(f"No comparison {comparison_id} in a project you are a member of.")
+        if row.lease_id is None:
             raise NotAllowed(
-                f"You hold no lease on comparison {comparison.pk}; "
-                f"ask for one with POST /api/projects/{comparison.project.slug}/next/."
+                f"You hold no lease on comparison {comparison_id}; "
+                f"ask for one with POST /api/projects/{row.slug}/next/."
             )
+        shown = json.loads(row.display_order)
         choice, resolved = _resolve_answer(
-            comparison=comparison,
-            shown=lease.display_order,
-            choice=choice,
-            ranking=ranking,
+            comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
         )
-        existing = Judgement.objects.filter(annotator=annotator, comparison=comparison).first()
-        if existing is not None:
-            if existing.choice == choice and existing.ranking == resolved:
-                return JudgementResult(existing, created=False)
-            raise Conflict(
-                f"Comparison {comparison.pk} is already judged by you as "
-                f"{existing.choice!r}; a judgement cannot be changed."
-            )
+        if row.judgement_id is not None:
+            return _repeat(row, annotator=annotator, choice=choice, ranking=resolved)
         now = timezone.now()
-        if choice != Judgement.Choice.SKIP and not comparison.is_gold:
-            lease_active = lease.status == Assignment.Status.OPEN and lease.expires_at > now
-            if not lease_active:
-                others = (
-                    Assignment.objects.filter(
-                        comparison=comparison,
-                        status=Assignment.Status.OPEN,
-                        expires_at__gt=now,
-                    )
-                    .exclude(pk=lease.pk)
-                    .count()
+        counts = choice != Judgement.Choice.SKIP and not row.gold
+        lease_active = row.lease_status == Assignment.Status.OPEN and row.expires_at > now
+        if counts and not lease_active:
+            (others,) = sql.fetchone(
+                """
+                SELECT count(*) FROM labeling_assignment
+                WHERE comparison_id = %s AND status = 'open' AND expires_at > %s AND id <> %s
+                """,
+                [comparison_id, now, row.lease_id],
+            )
+            if row.judgement_count + others >= row.overlap:
+                raise Conflict(
+                    f"Your lease on comparison {comparison_id} expired and the comparison "
+                    "has been given to others; ask for the next one."
                 )
-                if comparison.judgement_count + others >= comparison.project.overlap:
-                    raise Conflict(
-                        f"Your lease on comparison {comparison.pk} expired and the comparison "
-                        "has been given to others; ask for the next one."
-                    )
-        judgement = Judgement.objects.create(
-            project_id=comparison.project_id,
-            comparison=comparison,
+        judgement = Judgement(
+            project_id=row.project_id,
+            comparison_id=comparison_id,
             annotator=annotator,
             choice=choice,
             ranking=resolved,
-            shown_order=lease.display_order,
+            shown_order=shown,
             time_spent_ms=time_spent_ms,
+            source=Judgement.Source.ANNOTATOR,
+            created_at=now,
         )
-        lease.status = Assignment.Status.DONE
-        lease.save(update_fields=["status"])
-        if choice != Judgement.Choice.SKIP and not comparison.is_gold:
-            comparison.judgement_count += 1
-            if comparison.judgement_count >= comparison.project.overlap:
-                comparison.status = Comparison.Status.COMPLETE
-            comparison.save(update_fields=["judgement_count", "status"])
+        inserted = sql.fetchone(
+            """
+            INSERT INTO labeling_judgement (project_id, comparison_id, annotator_id, choice,
+                ranking, shown_order, time_spent_ms, source, created_at)
+            VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)
+            ON CONFLICT (annotator_id, comparison_id) DO NOTHING RETURNING id
+            """,
+            [
+                row.project_id,
+                comparison_id,
+                annotator.pk,
+                choice,
+                json.dumps(resolved) if resolved is not None else None,
+                json.dumps(shown),
+                time_spent_ms,
+                judgement.source,
+                now,
+            ],
+        )
+        if inserted is None:
+            # The same annotator's identical request, sent twice at once, won the race
+            # while this one waited for the row lock (its read predates that commit).
+            row = sql.fetchone(_JUDGE_SQL, {"comparison": comparison_id, "annotator": annotator.pk})
+            return _repeat(row, annotator=annotator, choice=choice, ranking=resolved)
+        judgement.pk = inserted.id
+        judgement._state.adding = False
+        sql.execute("UPDATE labeling_assignment SET status = 'done' WHERE id = %s", [row.lease_id])
+        if counts:
+            complete = row.judgement_count + 1 >= row.overlap
+            sql.execute(
+                "UPDATE labeling_comparison SET judgement_count = judgement_count + 1, "
+                "status = %s WHERE id = %s",
+                [Comparison.Status.COMPLETE if complete else row.status, comparison_id],
+            )
         if choice != Judgement.Choice.SKIP:
             transaction.on_commit(
                 lambda: judgement_recorded.send_robust(
-                    sender=Judgement, project_id=comparison.project_id, judgement_id=judgement.pk
+                    sender=Judgement, project_id=row.project_id, judgement_id=judgement.pk
                 )
             )
         return JudgementResult(judgement, created=True)
 
 
-def _resolve_answer(*, comparison, shown, choice, ranking) -> tuple[str, list[int] | None]:
+# One locked read with everything record_judgement decides on.
+_JUDGE_SQL = """
+    SELECT c.id AS comparison_id, c.project_id, p.slug, p.overlap, c.status,
+           c.gold_ranking IS NOT NULL AS gold, c.judgement_count,
+           EXISTS (SELECT 1 FROM labeling_membership m
+                   WHERE m.project_id = c.project_id AND m.user_id = %(annotator)s) AS member,
+           a.id AS lease_id, a.status AS lease_status, a.expires_at, a.display_order,
+           j.id AS judgement_id, j.choice AS judgement_choice, j.ranking, j.shown_order,
+           j.time_spent_ms, j.created_at AS judged_at
+    FROM labeling_comparison c
+    JOIN labeling_project p ON p.id = c.project_id
+    LEFT JOIN labeling_assignment a ON a.comparison_id = c.id AND a.annotator_id = %(annotator)s
+    LEFT JOIN labeling_judgement j ON j.comparison_id = c.id AND j.annotator_id = %(annotator)s
+    WHERE c.id = %(comparison)s
+    FOR UPDATE OF c
+"""
+
+
+def _repeat(row, *, annotator, choice: str, ranking: list[int] | None) -> JudgementResult:
+    """A second submission to a comparison this annotator judged: the stored judgement if
+    it says the same, else Conflict (a judgement cannot be changed)."""
+    stored = Judgement(
+        pk=row.judgement_id,
+        project_id=row.project_id,
+        comparison_id=row.comparison_id,
+        annotator=annotator,
+        choice=row.judgement_choice,
+        ranking=json.loads(row.ranking) if row.ranking is not None else None,
+        shown_order=json.loads(row.shown_order),
+        time_spent_ms=row.time_spent_ms,
+        created_at=row.judged_at,
+    )
+    stored._state.adding = False
+    if stored.choice == choice and stored.ranking == ranking:
+        return JudgementResult(stored, created=False)
+    raise Conflict(
+        f"Comparison {row.comparison_id} is already judged by you as "
+        f"{stored.choice!r}; a judgement cannot be changed."
+    )
+
+
+def _resolve_answer(*, comparison_id, shown, choice, ranking) -> tuple[str, list[int] | None]:
     """Turn screen-relative input into (choice, item ids best first)."""
     k = len(shown)
     if choice is not None and ranking is not None:
@@ -351,7 +440,7 @@ def _resolve_answer(*, comparison, shown, choice, ranking) -> tuple[str, list[in
             return "skip", None
         if k != 2:
             raise InvalidInput(
-                f"Comparison {comparison.pk} ranks {k} items: send 'ranking' "
+                f"Comparison {comparison_id} ranks {k} items: send 'ranking' "
                 "(its item ids, best first) or choice 'skip'."
             )
         if choice == "tie":

@@ -20,8 +20,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from labeling import selectors, sql
 from labeling.errors import Conflict, InvalidInput
-from labeling.models import Judgement, Project
+from labeling.models import Project
 from training.models import Run
 
 logger = logging.getLogger(__name__)
@@ -106,24 +107,28 @@ def enqueue_round(round_id: int) -> bool:
 
 
 def maybe_start_round_after_judgement(*, project_id: int) -> Run | None:
-    """Start a round when ``round_size`` judgements have arrived since the last one."""
+    """Start a round when ``round_size`` judgements have arrived since the last one. Runs
+    after every judgement, so it costs two small queries until a round is due."""
     if not auto_rounds.get():
         return None
-    project = Project.objects.get(pk=project_id)
+    project = selectors.project_by_id(project_id)
     try:
         check_trainable(project)
     except InvalidInput:
         return None
-    last = (
-        Run.objects.filter(project=project, kind=Run.Kind.ROUND)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)
-        .first()
+    (new,) = sql.fetchone(
+        """
+        SELECT count(*) FROM (
+            SELECT 1 FROM labeling_judgement j
+            WHERE j.project_id = %(project)s AND j.choice <> 'skip'
+              AND j.created_at > COALESCE(
+                  (SELECT max(r.created_at) FROM training_run r
+                   WHERE r.project_id = %(project)s AND r.kind = 'round'), '-infinity')
+            LIMIT %(enough)s) AS recent
+        """,
+        {"project": project_id, "enough": project.round_size},
     )
-    new = Judgement.objects.filter(project=project).exclude(choice=Judgement.Choice.SKIP)
-    if last is not None:
-        new = new.filter(created_at__gt=last)
-    if new.count() < project.round_size:
+    if new < project.round_size:
         return None
     try:
         return start_round(project=project, trigger="judgements")

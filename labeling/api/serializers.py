@@ -135,6 +135,12 @@ class JudgementRequestSerializer(serializers.Serializer):
     time_spent_ms = serializers.IntegerField(
         min_value=0, max_value=24 * 3600 * 1000, required=False, allow_null=True
     )
+    next = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also lease your next comparison of this project and return it as 'next' "
+        "(one round trip per judgement instead of two).",
+    )
 
     def validate(self, attrs):
         if ("choice" in attrs) == ("ranking" in attrs):
@@ -156,6 +162,18 @@ class JudgementSerializer(serializers.ModelSerializer):
             "time_spent_ms",
             "created_at",
         ]
+
+
+class JudgementWithNextSerializer(JudgementSerializer):
+    next = AssignmentSerializer(
+        required=False,
+        allow_null=True,
+        help_text="Only when the request asked for it: your next comparison, or null when "
+        "nothing is left for you.",
+    )
+
+    class Meta(JudgementSerializer.Meta):
+        fields = [*JudgementSerializer.Meta.fields, "next"]
 
 
 class AnnotatorStatsSerializer(serializers.Serializer):

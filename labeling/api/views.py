@@ -22,7 +22,6 @@ from rest_framework.views import APIView
 from labeling import imports, selectors, services
 from labeling.api import serializers as s
 from labeling.errors import ImportTooLarge, InvalidInput, NotAllowed
-from labeling.models import Comparison
 
 
 class IsStaff(IsAuthenticated):
@@ -161,6 +160,32 @@ class ImportView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+def assignment_body(user, project, lease) -> dict:
+    """The AssignmentSerializer shape, built directly (this is every annotator's hot path)."""
+    items = selectors.assignment_items(lease)
+    return {
+        "id": lease.comparison_id,
+        "project": project.slug,
+        "prompt": items[0].prompt,
+        "items": [s.ShownItemSerializer().to_representation(item) for item in items],
+        "lease_expires_at": lease.expires_at,
+        "progress": selectors.annotator_progress(user, project),
+    }
+
+
+def judgement_body(judgement) -> dict:
+    """The JudgementSerializer shape, built directly."""
+    return {
+        "id": judgement.pk,
+        "comparison": judgement.comparison_id,
+        "choice": judgement.choice,
+        "ranking": judgement.ranking,
+        "shown_order": judgement.shown_order,
+        "time_spent_ms": judgement.time_spent_ms,
+        "created_at": judgement.created_at,
+    }
+
+
 class NextView(APIView):
     @extend_schema(
         request=None,
@@ -178,16 +203,7 @@ class NextView(APIView):
         lease = services.assign_next_comparison(annotator=request.user, project=project)
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        items = selectors.assignment_items(lease)
-        body = {
-            "id": lease.comparison_id,
-            "project": project.slug,
-            "prompt": items[0].prompt,
-            "items": items,
-            "lease_expires_at": lease.expires_at,
-            "progress": selectors.annotator_progress(request.user, project),
-        }
-        return Response(s.AssignmentSerializer(body).data)
+        return Response(assignment_body(request.user, project, lease))
 
 
 class ProgressView(APIView):
@@ -202,8 +218,8 @@ class JudgementView(APIView):
     @extend_schema(
         request=s.JudgementRequestSerializer,
         responses={
-            201: s.JudgementSerializer,
-            200: s.JudgementSerializer,
+            201: s.JudgementWithNextSerializer,
+            200: s.JudgementWithNextSerializer,
             400: s.ErrorSerializer,
             403: s.ErrorSerializer,
             404: s.ErrorSerializer,
@@ -212,20 +228,24 @@ class JudgementView(APIView):
     )
     def post(self, request, comparison_id: int):
         """Judge a comparison you hold a lease on. ``left``/``right`` mean the items as they
-        were shown to you. An identical repeat returns 200 with the stored judgement."""
-        comparison: Comparison = selectors.access_comparison(request.user, comparison_id)
+        were shown to you. An identical repeat returns 200 with the stored judgement. With
+        ``"next": true`` the answer also carries your next comparison."""
         serializer = s.JudgementRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.record_judgement(
             annotator=request.user,
-            comparison=comparison,
+            comparison=comparison_id,
             choice=serializer.validated_data.get("choice"),
             ranking=serializer.validated_data.get("ranking"),
             time_spent_ms=serializer.validated_data.get("time_spent_ms"),
         )
+        body = judgement_body(result.judgement)
+        if serializer.validated_data["next"]:
+            project = selectors.project_by_id(result.judgement.project_id)
+            lease = services.assign_next_comparison(annotator=request.user, project=project)
+            body["next"] = None if lease is None else assignment_body(request.user, project, lease)
         return Response(
-            s.JudgementSerializer(result.judgement).data,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+            body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
 
 

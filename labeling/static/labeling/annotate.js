@@ -178,11 +178,14 @@
     if (!current || busy) return;
     busy = true;
     body.time_spent_ms = Math.round(performance.now() - shownAt);
+    body.next = true; // the answer carries the next comparison: one round trip per judgement
     try {
       const { status, data } = await api(`/api/comparisons/${current.id}/judgement/`, body);
       busy = false;
-      if (status === 200 || status === 201) {
-        await loadNext();
+      if ((status === 200 || status === 201) && data && data.next) {
+        show(data.next);
+      } else if (status === 200 || status === 201) {
+        await loadNext(); // nothing left: shows the done panel and the final progress
       } else if (status === 409 || status === 403) {
         say((data && data.detail) || `HTTP ${status}`, true);
         current = null; // this one cannot be judged; ignore keys until the next arrives
