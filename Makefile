@@ -24,15 +24,18 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
-## load: 100 annotators doing next → judge against gunicorn + PostgreSQL; prints a table,
-## writes benchmarks/results/labeling_load.json.
+## load: 100 annotators doing next → judge against gunicorn + PostgreSQL, beside the no-op
+## ceiling of the same stack; prints a table, writes benchmarks/results/labeling_load.json.
 load: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/labeling_load.py
 
-## faults: a worker SIGKILLed mid-round, PostgreSQL stopped under gunicorn, the broker down.
+## faults: a worker SIGKILLed mid-round, PostgreSQL stopped under gunicorn, the broker down,
+## then the load run with its own PostgreSQL restarted 5 s in (labeling_load_restart.json).
 faults: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/training/test_worker_killed.py tests/platform/test_database_outage.py \
 		tests/training/test_broker_outage.py -v
+	$(BIN)/python benchmarks/labeling_load.py --scenarios separate,combined \
+		--restart-postgres-after 5
 
 ## fuzz: schemathesis against the OpenAPI schema with many more examples than the suite.
 fuzz: $(VENV)/.installed-dev

@@ -1,11 +1,25 @@
 """Load on the labeling API: many annotators doing next → judge with no think time.
 
 Starts the production server (gunicorn, several workers, DEBUG off) on loopback against
-the PostgreSQL in DATABASE_URL, creates a project with N annotators (overlap 2), and runs
-a bounded asyncio client: every annotator loops POST next → POST judgement R times.
-Then it checks the database: every acknowledged judgement stored exactly once, no
-comparison beyond its overlap, no annotator with two judgements of one comparison.
-Prints a table and writes benchmarks/results/labeling_load.json.
+PostgreSQL, creates a project with N annotators (overlap 2), and runs a bounded asyncio
+client (aiohttp): every annotator loops next → judge R times on its own keep-alive
+connection. Afterwards it checks the database: every acknowledged judgement stored exactly
+once, no comparison beyond its overlap, no annotator with two judgements of one comparison.
+
+Scenarios, side by side in one run (a fresh database each):
+  floor     the same client and server, every call a GET the API answers with a JSON 404
+            without touching the database: the most requests per second this stack serves
+            on this machine, the ceiling the others are measured against;
+  separate  POST next, then POST judgement (the issue's protocol);
+  combined  POST judgement with "next": true, which also leases the next comparison (what
+            the annotator page does): one call per judgement.
+With --restart-postgres-after S the run uses its own embedded PostgreSQL (pgserver, in a
+temporary folder) and restarts it S seconds into the load (pg_ctl restart -m fast): clients
+retry on 503 and on dropped connections, and the checks must still find every
+acknowledged judgement stored once.
+
+Prints a table and writes benchmarks/results/labeling_load.json (or, for the restart run,
+labeling_load_restart.json).
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
     CELERY_BROKER_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/labeling_load.py
@@ -37,6 +51,10 @@ def setup_database(database_url: str, *, annotators: int, comparisons: int) -> l
     """A fresh database with the project and the annotators' tokens."""
     import psycopg
 
+    if "DJANGO_SETTINGS_MODULE" in os.environ:
+        from django.db import connections
+
+        connections.close_all()  # the previous scenario's database is dropped below
     admin_url, _, name = database_url.rpartition("/")
     with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -49,6 +67,7 @@ def setup_database(database_url: str, *, annotators: int, comparisons: int) -> l
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from django.db import connection
     from rest_framework.authtoken.models import Token
 
     from labeling import imports, services
@@ -66,6 +85,8 @@ def setup_database(database_url: str, *, annotators: int, comparisons: int) -> l
         user = get_user_model().objects.create_user(f"annotator{i:03d}")
         services.add_member(project=project, user=user)
         tokens.append(Token.objects.create(user=user).key)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # planner statistics, as autovacuum keeps them in service
     return tokens
 
 
@@ -89,35 +110,50 @@ async def post(session, url: str, stats: dict, **kwargs) -> tuple[int, dict | No
     raise RuntimeError(f"POST {url}: no answer after 60 tries")
 
 
-async def annotator(session, base: str, token: str, rounds: int, stats: dict) -> None:
+async def annotator(
+    session, base: str, token: str, rounds: int, stats: dict, *, combined: bool
+) -> None:
+    """One annotator: next → judge, ``rounds`` times. Combined, a judgement asks for the
+    next comparison in the same call ("next": true), so only the first next is separate."""
     headers = {"Authorization": f"Token {token}"}
+    assignment = None
     for _ in range(rounds):
+        if assignment is None:
+            t0 = time.perf_counter()
+            code, assignment = await post(
+                session, f"{base}/api/projects/load/next/", stats, headers=headers
+            )
+            stats["next"].append(time.perf_counter() - t0)
+            if code == 204:
+                stats["empty"] += 1
+                return
+            if code != 200:
+                stats["errors"].append(("next", code))
+                assignment = None
+                continue
+        comparison = assignment["id"]
         t0 = time.perf_counter()
-        code, body = await post(session, f"{base}/api/projects/load/next/", stats, headers=headers)
-        stats["next"].append(time.perf_counter() - t0)
-        if code == 204:
-            stats["empty"] += 1
-            return
-        if code != 200:
-            stats["errors"].append(("next", code))
-            continue
-        comparison = body["id"]
-        t0 = time.perf_counter()
-        code, _ = await post(
+        code, body = await post(
             session,
             f"{base}/api/comparisons/{comparison}/judgement/",
             stats,
-            json={"choice": "left", "time_spent_ms": 1},
+            json={"choice": "left", "time_spent_ms": 1, "next": combined},
             headers=headers,
         )
         stats["judgement"].append(time.perf_counter() - t0)
+        assignment = None
         if code in (200, 201):
             stats["acknowledged"].append((token, comparison))
+            if combined:
+                assignment = body["next"]
+                if assignment is None:
+                    stats["empty"] += 1
+                    return
         else:
             stats["errors"].append(("judgement", code))
 
 
-async def drive(url: str, tokens: list[str], rounds: int) -> tuple[dict, float]:
+async def drive(url: str, tokens: list[str], rounds: int, *, combined: bool) -> tuple[dict, float]:
     """Every annotator on its own keep-alive connection, all at once."""
     import aiohttp
 
@@ -134,12 +170,17 @@ async def drive(url: str, tokens: list[str], rounds: int) -> tuple[dict, float]:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter()
-        await asyncio.gather(*(annotator(session, url, t, rounds, stats) for t in tokens))
+        await asyncio.gather(
+            *(annotator(session, url, t, rounds, stats, combined=combined) for t in tokens)
+        )
         elapsed = time.perf_counter() - start
     return stats, elapsed
 
 
 def check_database(stats: dict) -> dict:
+    from django.db import connections
+
+    connections.close_all()  # this process's connection may predate a restart
     from django.db.models import Count
     from rest_framework.authtoken.models import Token
 
@@ -177,18 +218,54 @@ def wait_for_server(port: int) -> None:
     raise RuntimeError("the server did not start")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--annotators", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=20, help="next → judge per annotator")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--database", default="rlhf_load")
-    args = parser.parse_args()
+async def floor(url: str, connections: int, requests: int) -> tuple[dict, float]:
+    """The same client on the same connections, each call a JSON 404 from the API that
+    reads nothing from the database."""
+    import aiohttp
 
-    base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    database_url = base.rpartition("/")[0] + "/" + args.database
+    stats = {"call": [], "errors": []}
+
+    async def one_connection(session):
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            async with session.get(f"{url}/api/no-such-endpoint/") as response:
+                await response.read()
+            stats["call"].append(time.perf_counter() - t0)
+            if response.status != 404:
+                stats["errors"].append(("floor", response.status))
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(one_connection(session) for _ in range(connections)))
+        elapsed = time.perf_counter() - start
+    return stats, elapsed
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL (pgserver) that this benchmark may restart."""
+
+    def __init__(self):
+        import tempfile
+
+        import pgserver
+
+        self.path = Path(tempfile.mkdtemp(prefix="rlhf-load-pg-"))
+        self.server = pgserver.get_server(self.path, cleanup_mode="delete")
+        self.url = f"postgresql://postgres@{str(self.path).replace('/', '%2F')}/postgres"
+
+    def restart(self) -> float:
+        from pgserver._commands import pg_ctl
+
+        start = time.perf_counter()
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.path, user=self.server.system_user)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.server.cleanup()
+
+
+def run_scenario(name: str, args, database_url: str, postgres: EmbeddedPostgres | None):
     comparisons = args.annotators * args.rounds // 2 + 50  # overlap 2: enough for everyone
     tokens = setup_database(database_url, annotators=args.annotators, comparisons=comparisons)
     env = {
@@ -199,7 +276,7 @@ def main() -> None:
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "DJANGO_SETTINGS_MODULE": "rlhf_platform.settings",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "ERROR",  # not a line per 404 or 503
     }
     server = subprocess.Popen(
         [str(REPO / ".venv/bin/gunicorn"), "rlhf_platform.wsgi", "--bind",
@@ -207,40 +284,137 @@ def main() -> None:
          "--threads", str(args.threads), "--keep-alive", "30", "--log-level", "warning"],
         cwd=REPO, env=env,
     )  # fmt: skip
+    url = f"http://127.0.0.1:{args.port}"
+    restart_seconds = None
     try:
         wait_for_server(args.port)
-        stats, elapsed = asyncio.run(drive(f"http://127.0.0.1:{args.port}", tokens, args.rounds))
+        if name == "floor":
+            stats, elapsed = asyncio.run(floor(url, args.annotators, 2 * args.rounds))
+            return {
+                "scenario": name,
+                "requests_per_second": len(stats["call"]) / elapsed,
+                "call_ms": {q: 1000 * percentile(stats["call"], q) for q in (50, 95, 99)},
+                "errors": len(stats["errors"]),
+            }
+
+        async def load():
+            nonlocal restart_seconds
+            job = drive(url, tokens, args.rounds, combined=name == "combined")
+            if postgres is None or args.restart_postgres_after is None:
+                return await job
+            task = asyncio.ensure_future(job)
+            await asyncio.sleep(args.restart_postgres_after)
+            restart_seconds = await asyncio.to_thread(postgres.restart)
+            return await task
+
+        stats, elapsed = asyncio.run(load())
     finally:
         server.terminate()
         server.wait(timeout=20)
-    db = check_database(stats)
-    result = {
+    calls = len(stats["next"]) + len(stats["judgement"])
+    return {
+        "scenario": name,
+        "seconds": elapsed,
+        "judgements_per_second": len(stats["acknowledged"]) / elapsed,
+        "requests_per_second": calls / elapsed,
+        "next_ms": {q: 1000 * percentile(stats["next"], q) for q in (50, 95, 99)},
+        "judgement_ms": {q: 1000 * percentile(stats["judgement"], q) for q in (50, 95, 99)},
+        "errors": len(stats["errors"]),
+        "server_errors": sum(1 for _, code in stats["errors"] if code >= 500),
+        "error_codes": sorted({f"{kind} {code}" for kind, code in stats["errors"]}),
+        "client_retries": stats["retries"],
+        "answered_503": stats["unavailable"],
+        "postgres_restart_seconds": restart_seconds,
+        **check_database(stats),
+    }
+
+
+ROWS = [
+    ("requests_per_second", "requests/s"),
+    ("judgements_per_second", "judgements/s"),
+    ("next_ms.50", "next p50 (ms)"),
+    ("next_ms.95", "next p95 (ms)"),
+    ("next_ms.99", "next p99 (ms)"),
+    ("judgement_ms.50", "judgement p50 (ms)"),
+    ("judgement_ms.95", "judgement p95 (ms)"),
+    ("judgement_ms.99", "judgement p99 (ms)"),
+    ("call_ms.50", "no-op call p50 (ms)"),
+    ("call_ms.99", "no-op call p99 (ms)"),
+    ("errors", "errors"),
+    ("server_errors", "server errors (5xx)"),
+    ("answered_503", "503 answers (retried)"),
+    ("client_retries", "dropped connections (retried)"),
+    ("postgres_restart_seconds", "PostgreSQL restart (s)"),
+    ("acknowledged", "acknowledged"),
+    ("stored", "stored"),
+    ("lost", "lost"),
+    ("duplicated", "duplicated"),
+    ("over_assigned", "over-assigned"),
+]
+
+
+def print_table(results: list[dict]) -> None:
+    def cell(result, key):
+        value = result
+        for part in key.split("."):
+            value = value.get(int(part) if part.isdigit() else part) if value else None
+        if value is None:
+            return "–"
+        return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+    print(f"{'':<30}" + "".join(f"{r['scenario']:>12}" for r in results))
+    for key, label in ROWS:
+        cells = [cell(r, key) for r in results]
+        if any(c != "–" for c in cells):
+            print(f"{label:<30}" + "".join(f"{c:>12}" for c in cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--annotators", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=20, help="next → judge per annotator")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--database", default="rlhf_load")
+    parser.add_argument(
+        "--scenarios",
+        default="floor,separate,combined",
+        help="comma-separated: floor, separate, combined",
+    )
+    parser.add_argument(
+        "--restart-postgres-after",
+        type=float,
+        metavar="SECONDS",
+        help="use an embedded PostgreSQL and restart it this long into the load",
+    )
+    args = parser.parse_args()
+    scenarios = args.scenarios.split(",")
+    if unknown := set(scenarios) - {"floor", "separate", "combined"}:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+
+    postgres = EmbeddedPostgres() if args.restart_postgres_after is not None else None
+    try:
+        base = postgres.url if postgres else os.environ.get("DATABASE_URL", "")
+        base = base or "postgresql://postgres@127.0.0.1:5432/postgres"
+        database_url = base.rpartition("/")[0] + "/" + args.database
+        results = [run_scenario(name, args, database_url, postgres) for name in scenarios]
+    finally:
+        if postgres:
+            postgres.close()
+    print_table(results)
+    report = {
         "annotators": args.annotators,
         "rounds": args.rounds,
         "gunicorn_workers": args.workers,
         "gunicorn_threads": args.threads,
-        "seconds": elapsed,
-        "judgements_per_second": len(stats["acknowledged"]) / elapsed,
-        "next_ms": {q: 1000 * percentile(stats["next"], q) for q in (50, 95, 99)},
-        "judgement_ms": {q: 1000 * percentile(stats["judgement"], q) for q in (50, 95, 99)},
-        "errors": len(stats["errors"]),
-        "client_retries": stats["retries"],
-        "answered_503": stats["unavailable"],
-        "server_errors": sum(1 for _, code in stats["errors"] if code >= 500),
-        "error_codes": sorted({f"{kind} {code}" for kind, code in stats["errors"]}),
-        **db,
+        "cpus": os.cpu_count(),
+        "restart_postgres_after": args.restart_postgres_after,
+        "scenarios": results,
     }
-    print(f"{'metric':<28}{'value':>12}")
-    for key in ("judgements_per_second", "seconds", "errors", "server_errors", "client_retries",
-                "answered_503", "acknowledged",
-                "stored", "lost", "duplicated", "over_assigned"):  # fmt: skip
-        value = result[key]
-        print(f"{key:<28}{value:>12.1f}" if isinstance(value, float) else f"{key:<28}{value:>12}")
-    for call in ("next", "judgement"):
-        for q in (50, 95, 99):
-            print(f"{call + f' p{q} (ms)':<28}{result[call + '_ms'][q]:>12.1f}")
-    out = REPO / "benchmarks/results/labeling_load.json"
-    out.write_text(json.dumps(result, indent=2))
+    name = "labeling_load_restart.json" if postgres else "labeling_load.json"
+    out = REPO / "benchmarks/results" / name
+    out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out.relative_to(REPO)}")
 
 

@@ -72,15 +72,18 @@ def assignment_items(assignment: Assignment) -> list[Item]:
 def annotator_progress(annotator: AbstractBaseUser, project: Project) -> dict[str, int]:
     """How many comparisons this annotator has judged here, and how many open ones they
     have not judged yet (a display figure: others' open leases are not subtracted)."""
+    # Open comparisons minus the open ones this annotator judged: an index-only count and
+    # a walk over their own judgements, instead of an anti-join per open comparison.
     row = sql.fetchone(
         """
         SELECT (SELECT count(*) FROM labeling_judgement j
-                WHERE j.project_id = %(project)s AND j.annotator_id = %(user)s) AS judged,
+                WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s) AS judged,
                (SELECT count(*) FROM labeling_comparison c
-                WHERE c.project_id = %(project)s AND c.status = 'open'
-                  AND NOT EXISTS (SELECT 1 FROM labeling_judgement j
-                                  WHERE j.comparison_id = c.id
-                                    AND j.annotator_id = %(user)s)) AS remaining
+                WHERE c.project_id = %(project)s AND c.status = 'open')
+               - (SELECT count(*) FROM labeling_judgement j
+                  JOIN labeling_comparison c ON c.id = j.comparison_id
+                  WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s
+                    AND c.status = 'open') AS remaining
         """,
         {"project": project.pk, "user": annotator.pk},
     )
