@@ -281,6 +281,7 @@ def release_expired_leases(*, now=None, project: Project | None = None) -> int:
 class JudgementResult:
     judgement: Judgement
     created: bool
+    project: Project
 
 
 def record_judgement(
@@ -304,6 +305,7 @@ def record_judgement(
         row = sql.fetchone(_JUDGE_SQL, {"comparison": comparison_id, "annotator": annotator.pk})
         if row is None or not (row.member or annotator.is_staff):
             raise NotFound(f"No comparison {comparison_id} in a project you are a member of.")
+        project = sql.model_from_row(Project, row)
         if row.lease_id is None:
             raise NotAllowed(
                 f"You hold no lease on comparison {comparison_id}; "
@@ -314,7 +316,7 @@ def record_judgement(
             comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
         )
         if row.judgement_id is not None:
-            return _repeat(row, annotator=annotator, choice=choice, ranking=resolved)
+            return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
         now = timezone.now()
         counts = choice != Judgement.Choice.SKIP and not row.gold
         lease_active = row.lease_status == Assignment.Status.OPEN and row.expires_at > now
@@ -365,7 +367,7 @@ def record_judgement(
             # The same annotator's identical request, sent twice at once, won the race
             # while this one waited for the row lock (its read predates that commit).
             row = sql.fetchone(_JUDGE_SQL, {"comparison": comparison_id, "annotator": annotator.pk})
-            return _repeat(row, annotator=annotator, choice=choice, ranking=resolved)
+            return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
         judgement.pk = inserted.id
         judgement._state.adding = False
         sql.execute("UPDATE labeling_assignment SET status = 'done' WHERE id = %s", [row.lease_id])
@@ -379,15 +381,19 @@ def record_judgement(
         if choice != Judgement.Choice.SKIP:
             transaction.on_commit(
                 lambda: judgement_recorded.send_robust(
-                    sender=Judgement, project_id=row.project_id, judgement_id=judgement.pk
+                    sender=Judgement,
+                    project_id=project.pk,
+                    project=project,
+                    judgement_id=judgement.pk,
                 )
             )
-        return JudgementResult(judgement, created=True)
+        return JudgementResult(judgement, created=True, project=project)
 
 
-# One locked read with everything record_judgement decides on.
-_JUDGE_SQL = """
-    SELECT c.id AS comparison_id, c.project_id, p.slug, p.overlap, c.status,
+# One locked read with everything record_judgement decides on (the project's columns first).
+_JUDGE_SQL = f"""
+    SELECT {sql.model_columns(Project, "p", prefix="p_")},
+           c.id AS comparison_id, c.project_id, p.slug, p.overlap, c.status,
            c.gold_ranking IS NOT NULL AS gold, c.judgement_count,
            EXISTS (SELECT 1 FROM labeling_membership m
                    WHERE m.project_id = c.project_id AND m.user_id = %(annotator)s) AS member,
@@ -403,7 +409,7 @@ _JUDGE_SQL = """
 """
 
 
-def _repeat(row, *, annotator, choice: str, ranking: list[int] | None) -> JudgementResult:
+def _repeat(row, project, *, annotator, choice, ranking) -> JudgementResult:
     """A second submission to a comparison this annotator judged: the stored judgement if
     it says the same, else Conflict (a judgement cannot be changed)."""
     stored = Judgement(
@@ -419,7 +425,7 @@ def _repeat(row, *, annotator, choice: str, ranking: list[int] | None) -> Judgem
     )
     stored._state.adding = False
     if stored.choice == choice and stored.ranking == ranking:
-        return JudgementResult(stored, created=False)
+        return JudgementResult(stored, created=False, project=project)
     raise Conflict(
         f"Comparison {row.comparison_id} is already judged by you as "
         f"{stored.choice!r}; a judgement cannot be changed."

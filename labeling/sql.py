@@ -45,18 +45,20 @@ def execute(query: str, params=None) -> int:
         return cursor.rowcount
 
 
-def model_columns(model, alias: str) -> str:
-    """The select list for every concrete column of ``model``, named by attribute."""
+def model_columns(model, alias: str, prefix: str = "") -> str:
+    """The select list for every concrete column of ``model``, named by attribute (after
+    ``prefix``, to keep them apart from other columns of the same row)."""
     return ", ".join(
-        f'{alias}."{field.column}" AS "{field.attname}"' for field in model._meta.concrete_fields
+        f'{alias}."{field.column}" AS "{prefix}{field.attname}"'
+        for field in model._meta.concrete_fields
     )
 
 
 def model_from_row(model, row):
     """An instance of ``model`` from a row selected with model_columns (database values
-    converted as the ORM would: JSON decoded)."""
+    converted as the ORM would: JSON decoded); extra columns after them are ignored."""
     values = []
-    for field, value in zip(model._meta.concrete_fields, row, strict=True):
+    for field, value in zip(model._meta.concrete_fields, row, strict=False):
         if value is not None and hasattr(field, "from_db_value"):
             value = field.from_db_value(value, None, connection)
         values.append(value)

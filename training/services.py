@@ -106,12 +106,15 @@ def enqueue_round(round_id: int) -> bool:
     return True
 
 
-def maybe_start_round_after_judgement(*, project_id: int) -> Run | None:
+def maybe_start_round_after_judgement(
+    *, project_id: int, project: Project | None = None
+) -> Run | None:
     """Start a round when ``round_size`` judgements have arrived since the last one. Runs
-    after every judgement, so it costs two small queries until a round is due."""
+    after every judgement, so it costs at most two small queries until a round is due (none
+    for a project that cannot train, when the caller passes the project it has)."""
     if not auto_rounds.get():
         return None
-    project = selectors.project_by_id(project_id)
+    project = project or selectors.project_by_id(project_id)
     try:
         check_trainable(project)
     except InvalidInput:

@@ -241,7 +241,7 @@ class JudgementView(APIView):
         )
         body = judgement_body(result.judgement)
         if serializer.validated_data["next"]:
-            project = selectors.project_by_id(result.judgement.project_id)
+            project = result.project
             lease = services.assign_next_comparison(annotator=request.user, project=project)
             body["next"] = None if lease is None else assignment_body(request.user, project, lease)
         return Response(
