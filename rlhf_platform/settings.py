@@ -163,6 +163,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labeling.api.schema.document_error_responses",
+    ],
     "TITLE": "RLHF platform API",
     "DESCRIPTION": "Collect human preferences over pairs and rankings; train on them.",
     "VERSION": "1.0.0",

@@ -17,5 +17,5 @@ urlpatterns = [
         name="api-judgement",
     ),
     # Anything else under /api/ is a JSON 404, not Django's HTML page.
-    re_path(r"^.*$", views.api_not_found),
+    re_path(r"^[\s\S]*$", views.api_not_found),  # any path, newlines included
 ]
