@@ -69,25 +69,46 @@ def assignment_items(assignment: Assignment) -> list[Item]:
     return [by_id[pk] for pk in assignment.display_order]
 
 
+# Open comparisons minus the open ones this annotator judged: an index-only count and a
+# walk over their own judgements, instead of an anti-join per open comparison.
+_PROGRESS_SQL = """
+    SELECT (SELECT count(*) FROM labeling_judgement j
+            WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s) AS judged,
+           (SELECT count(*) FROM labeling_comparison c
+            WHERE c.project_id = %(project)s AND c.status = 'open')
+           - (SELECT count(*) FROM labeling_judgement j
+              JOIN labeling_comparison c ON c.id = j.comparison_id
+              WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s
+                AND c.status = 'open') AS remaining
+"""
+
+
 def annotator_progress(annotator: AbstractBaseUser, project: Project) -> dict[str, int]:
     """How many comparisons this annotator has judged here, and how many open ones they
     have not judged yet (a display figure: others' open leases are not subtracted)."""
-    # Open comparisons minus the open ones this annotator judged: an index-only count and
-    # a walk over their own judgements, instead of an anti-join per open comparison.
-    row = sql.fetchone(
-        """
-        SELECT (SELECT count(*) FROM labeling_judgement j
-                WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s) AS judged,
-               (SELECT count(*) FROM labeling_comparison c
-                WHERE c.project_id = %(project)s AND c.status = 'open')
-               - (SELECT count(*) FROM labeling_judgement j
-                  JOIN labeling_comparison c ON c.id = j.comparison_id
-                  WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s
-                    AND c.status = 'open') AS remaining
-        """,
-        {"project": project.pk, "user": annotator.pk},
-    )
+    row = sql.fetchone(_PROGRESS_SQL, {"project": project.pk, "user": annotator.pk})
     return {"judged": row.judged, "remaining": row.remaining}
+
+
+def lease_view(
+    annotator: AbstractBaseUser, project: Project, assignment: Assignment
+) -> tuple[list[Item], dict[str, int]]:
+    """What ``next`` shows: the lease's items in this annotator's order, and their
+    progress, in one query."""
+    rows = sql.fetchall(
+        f"""
+        SELECT i.id, i.prompt, i.text, i.clip, i.poster, progress.judged, progress.remaining
+        FROM labeling_item i, ({_PROGRESS_SQL}) AS progress
+        WHERE i.id = ANY(%(items)s)
+        """,
+        {"project": project.pk, "user": annotator.pk, "items": list(assignment.display_order)},
+    )
+    by_id = {
+        row.id: Item(id=row.id, prompt=row.prompt, text=row.text, clip=row.clip, poster=row.poster)
+        for row in rows
+    }
+    progress = {"judged": rows[0].judged, "remaining": rows[0].remaining}
+    return [by_id[pk] for pk in assignment.display_order], progress
 
 
 # --- export ----------------------------------------------------------------------------------

@@ -344,24 +344,41 @@ def record_judgement(
             source=Judgement.Source.ANNOTATOR,
             created_at=now,
         )
+        complete = counts and row.judgement_count + 1 >= row.overlap
+        # One statement: the judgement, its lease done, the comparison's count. The writes
+        # after the insert happen only if it stored a row.
         inserted = sql.fetchone(
             """
-            INSERT INTO labeling_judgement (project_id, comparison_id, annotator_id, choice,
-                ranking, shown_order, time_spent_ms, source, created_at)
-            VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)
-            ON CONFLICT (annotator_id, comparison_id) DO NOTHING RETURNING id
+            WITH judged AS (
+                INSERT INTO labeling_judgement (project_id, comparison_id, annotator_id,
+                    choice, ranking, shown_order, time_spent_ms, source, created_at)
+                VALUES (%(project)s, %(comparison)s, %(annotator)s, %(choice)s,
+                    %(ranking)s::jsonb, %(shown)s::jsonb, %(time)s, %(source)s, %(now)s)
+                ON CONFLICT (annotator_id, comparison_id) DO NOTHING RETURNING id
+            ), lease AS (
+                UPDATE labeling_assignment SET status = 'done'
+                WHERE id = %(lease)s AND EXISTS (SELECT 1 FROM judged)
+            ), counted AS (
+                UPDATE labeling_comparison
+                SET judgement_count = judgement_count + 1, status = %(status)s
+                WHERE id = %(comparison)s AND %(counts)s AND EXISTS (SELECT 1 FROM judged)
+            )
+            SELECT id FROM judged
             """,
-            [
-                row.project_id,
-                comparison_id,
-                annotator.pk,
-                choice,
-                json.dumps(resolved) if resolved is not None else None,
-                json.dumps(shown),
-                time_spent_ms,
-                judgement.source,
-                now,
-            ],
+            {
+                "project": row.project_id,
+                "comparison": comparison_id,
+                "annotator": annotator.pk,
+                "choice": choice,
+                "ranking": json.dumps(resolved) if resolved is not None else None,
+                "shown": json.dumps(shown),
+                "time": time_spent_ms,
+                "source": judgement.source,
+                "now": now,
+                "lease": row.lease_id,
+                "status": Comparison.Status.COMPLETE if complete else row.status,
+                "counts": counts,
+            },
         )
         if inserted is None:
             # The same annotator's identical request, sent twice at once, won the race
@@ -370,14 +387,6 @@ def record_judgement(
             return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
         judgement.pk = inserted.id
         judgement._state.adding = False
-        sql.execute("UPDATE labeling_assignment SET status = 'done' WHERE id = %s", [row.lease_id])
-        if counts:
-            complete = row.judgement_count + 1 >= row.overlap
-            sql.execute(
-                "UPDATE labeling_comparison SET judgement_count = judgement_count + 1, "
-                "status = %s WHERE id = %s",
-                [Comparison.Status.COMPLETE if complete else row.status, comparison_id],
-            )
         if choice != Judgement.Choice.SKIP:
             transaction.on_commit(
                 lambda: judgement_recorded.send_robust(

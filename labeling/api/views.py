@@ -162,14 +162,14 @@ class ImportView(APIView):
 
 def assignment_body(user, project, lease) -> dict:
     """The AssignmentSerializer shape, built directly (this is every annotator's hot path)."""
-    items = selectors.assignment_items(lease)
+    items, progress = selectors.lease_view(user, project, lease)
     return {
         "id": lease.comparison_id,
         "project": project.slug,
         "prompt": items[0].prompt,
         "items": [s.ShownItemSerializer().to_representation(item) for item in items],
         "lease_expires_at": lease.expires_at,
-        "progress": selectors.annotator_progress(user, project),
+        "progress": progress,
     }
 
 
