@@ -178,3 +178,43 @@ def test_checkpoints_reload_elsewhere_with_identical_outputs(fitted_pendulum, tm
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="not a 'actor_critic'"):
         load_policy(ensemble_path)
+
+
+def test_a_process_killed_while_writing_a_checkpoint_leaves_the_old_one_whole(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    path = tmp_path / "policy.pt"
+    old = policy_for_env("Pendulum-v1", seed=3)
+    save_checkpoint(old, path)
+    # A child overwrites the checkpoint with another policy and is SIGKILLed half way
+    # through writing the bytes.
+    child = textwrap.dedent(
+        f"""
+        import io, os, signal, torch
+        from training.ml import checkpoints
+        from training.ml.policies import policy_for_env
+
+        def half_then_die(obj, f):
+            buffer = io.BytesIO()
+            torch.serialization.save(obj, buffer)
+            f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        checkpoints.torch.save = half_then_die
+        checkpoints.save_checkpoint(policy_for_env("Pendulum-v1", seed=4), {str(path)!r})
+        """
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", child], cwd=repo, capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # the killed write
+    reloaded = load_policy(path)
+    obs, actions = torch.randn(4, 3), torch.rand(4, 1)
+    with torch.no_grad():
+        for a, b in zip(reloaded.evaluate(obs, actions), old.evaluate(obs, actions), strict=True):
+            torch.testing.assert_close(a, b)
