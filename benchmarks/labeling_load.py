@@ -12,7 +12,9 @@ Scenarios, side by side in one run (a fresh database each):
             on this machine, the ceiling the others are measured against;
   separate  POST next, then POST judgement (the issue's protocol);
   combined  POST judgement with "next": true, which also leases the next comparison (what
-            the annotator page does): one call per judgement.
+            the annotator page does): one call per judgement;
+  paced     separate, but each annotator starts a cycle on a schedule so that --rate
+            judgements/s are offered in all: the latency below saturation.
 With --restart-postgres-after S the run uses its own embedded PostgreSQL (pgserver, in a
 temporary folder) and restarts it S seconds into the load (pg_ctl restart -m fast): clients
 retry on 503 and on dropped connections, and the checks must still find every
@@ -111,13 +113,26 @@ async def post(session, url: str, stats: dict, **kwargs) -> tuple[int, dict | No
 
 
 async def annotator(
-    session, base: str, token: str, rounds: int, stats: dict, *, combined: bool
+    session,
+    base: str,
+    token: str,
+    rounds: int,
+    stats: dict,
+    *,
+    combined: bool,
+    every: float | None = None,
 ) -> None:
     """One annotator: next → judge, ``rounds`` times. Combined, a judgement asks for the
-    next comparison in the same call ("next": true), so only the first next is separate."""
+    next comparison in the same call ("next": true), so only the first next is separate.
+    With ``every`` (seconds), a cycle starts on that schedule rather than at once."""
+    import random
+
     headers = {"Authorization": f"Token {token}"}
     assignment = None
-    for _ in range(rounds):
+    start = time.perf_counter() + (random.uniform(0, every) if every else 0)
+    for i in range(rounds):
+        if every:
+            await asyncio.sleep(max(0.0, start + i * every - time.perf_counter()))
         if assignment is None:
             t0 = time.perf_counter()
             code, assignment = await post(
@@ -153,8 +168,11 @@ async def annotator(
             stats["errors"].append(("judgement", code))
 
 
-async def drive(url: str, tokens: list[str], rounds: int, *, combined: bool) -> tuple[dict, float]:
-    """Every annotator on its own keep-alive connection, all at once."""
+async def drive(
+    url: str, tokens: list[str], rounds: int, *, combined: bool, rate: float | None = None
+) -> tuple[dict, float]:
+    """Every annotator on its own keep-alive connection, all at once (or paced so that
+    ``rate`` judgements/s are offered in all)."""
     import aiohttp
 
     stats = {
@@ -166,12 +184,16 @@ async def drive(url: str, tokens: list[str], rounds: int, *, combined: bool) -> 
         "retries": 0,
         "unavailable": 0,
     }
+    every = len(tokens) / rate if rate else None  # each annotator's cycle, paced
     connector = aiohttp.TCPConnector(limit=len(tokens), force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter()
         await asyncio.gather(
-            *(annotator(session, url, t, rounds, stats, combined=combined) for t in tokens)
+            *(
+                annotator(session, url, t, rounds, stats, combined=combined, every=every)
+                for t in tokens
+            )
         )
         elapsed = time.perf_counter() - start
     return stats, elapsed
@@ -288,6 +310,7 @@ def run_scenario(name: str, args, database_url: str, postgres: EmbeddedPostgres 
     restart_seconds = None
     try:
         wait_for_server(args.port)
+        asyncio.run(floor(url, 4 * args.workers, 10))  # every worker imported and connected
         if name == "floor":
             stats, elapsed = asyncio.run(floor(url, args.annotators, 2 * args.rounds))
             return {
@@ -299,7 +322,13 @@ def run_scenario(name: str, args, database_url: str, postgres: EmbeddedPostgres 
 
         async def load():
             nonlocal restart_seconds
-            job = drive(url, tokens, args.rounds, combined=name == "combined")
+            job = drive(
+                url,
+                tokens,
+                args.rounds,
+                combined=name == "combined",
+                rate=args.rate if name == "paced" else None,
+            )
             if postgres is None or args.restart_postgres_after is None:
                 return await job
             task = asyncio.ensure_future(job)
@@ -379,8 +408,14 @@ def main() -> None:
     parser.add_argument("--database", default="rlhf_load")
     parser.add_argument(
         "--scenarios",
-        default="floor,separate,combined",
-        help="comma-separated: floor, separate, combined",
+        default="floor,separate,combined,paced",
+        help="comma-separated: floor, separate, combined, paced",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=40.0,
+        help="judgements/s offered in the paced scenario (next, then judge, on a schedule)",
     )
     parser.add_argument(
         "--restart-postgres-after",
@@ -390,7 +425,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
-    if unknown := set(scenarios) - {"floor", "separate", "combined"}:
+    if unknown := set(scenarios) - {"floor", "separate", "combined", "paced"}:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
 
     postgres = EmbeddedPostgres() if args.restart_postgres_after is not None else None
@@ -410,6 +445,7 @@ def main() -> None:
         "gunicorn_threads": args.threads,
         "cpus": os.cpu_count(),
         "restart_postgres_after": args.restart_postgres_after,
+        "paced_rate": args.rate,
         "scenarios": results,
     }
     name = "labeling_load_restart.json" if postgres else "labeling_load.json"
