@@ -4,11 +4,13 @@ mapped to HTTP answers in labeling.api.errors."""
 from __future__ import annotations
 
 import json
+import threading
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
@@ -37,6 +39,18 @@ def staff_project(request, slug: str):
     if not request.user.is_staff:
         raise NotAllowed("Only staff may do this.")
     return project
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema, generated one request at a time: drf-spectacular loads its
+    extension classes lazily and not thread-safely, and concurrent first requests in a
+    threaded worker got 500s."""
+
+    _lock = threading.Lock()
+
+    def get(self, request, *args, **kwargs):
+        with self._lock:
+            return super().get(request, *args, **kwargs)
 
 
 class TokenView(ObtainAuthToken):
