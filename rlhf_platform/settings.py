@@ -108,7 +108,12 @@ else:
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 # Server-side binding lets psycopg prepare a statement the fifth time a connection runs it,
 # so the annotators' hot path is parsed and planned once per connection, not per call.
-DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+# Behind a pooler in transaction mode (pgbouncer < 1.21), set DB_PREPARE_THRESHOLD=off.
+_prepare = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+DATABASES["default"]["OPTIONS"] = {
+    "server_side_binding": True,
+    "prepare_threshold": None if _prepare.lower() in ("off", "none", "") else int(_prepare),
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
