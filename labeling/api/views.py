@@ -41,6 +41,7 @@ def staff_project(request, slug: str):
     return project
 
 
+@extend_schema(exclude=True)
 class SchemaView(SpectacularAPIView):
     """The OpenAPI schema, generated one request at a time: drf-spectacular loads its
     extension classes lazily and not thread-safely, and concurrent first requests in a
