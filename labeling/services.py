@@ -309,7 +309,7 @@ def record_judgement(
         if row.lease_id is None:
             raise NotAllowed(
                 f"You hold no lease on comparison {comparison_id}; "
-                f"ask for one with POST /api/projects/{row.slug}/next/."
+                f"ask for one with POST /api/projects/{project.slug}/next/."
             )
         shown = json.loads(row.display_order)
         choice, resolved = _resolve_answer(
@@ -328,13 +328,13 @@ def record_judgement(
                 """,
                 [comparison_id, now, row.lease_id],
             )
-            if row.judgement_count + others >= row.overlap:
+            if row.judgement_count + others >= project.overlap:
                 raise Conflict(
                     f"Your lease on comparison {comparison_id} expired and the comparison "
                     "has been given to others; ask for the next one."
                 )
         judgement = Judgement(
-            project_id=row.project_id,
+            project_id=project.pk,
             comparison_id=comparison_id,
             annotator=annotator,
             choice=choice,
@@ -344,7 +344,7 @@ def record_judgement(
             source=Judgement.Source.ANNOTATOR,
             created_at=now,
         )
-        complete = counts and row.judgement_count + 1 >= row.overlap
+        complete = counts and row.judgement_count + 1 >= project.overlap
         # One statement: the judgement, its lease done, the comparison's count. The writes
         # after the insert happen only if it stored a row.
         inserted = sql.fetchone(
@@ -366,7 +366,7 @@ def record_judgement(
             SELECT id FROM judged
             """,
             {
-                "project": row.project_id,
+                "project": project.pk,
                 "comparison": comparison_id,
                 "annotator": annotator.pk,
                 "choice": choice,
@@ -402,7 +402,7 @@ def record_judgement(
 # One locked read with everything record_judgement decides on (the project's columns first).
 _JUDGE_SQL = f"""
     SELECT {sql.model_columns(Project, "p", prefix="p_")},
-           c.id AS comparison_id, c.project_id, p.slug, p.overlap, c.status,
+           c.id AS comparison_id, c.status,
            c.gold_ranking IS NOT NULL AS gold, c.judgement_count,
            EXISTS (SELECT 1 FROM labeling_membership m
                    WHERE m.project_id = c.project_id AND m.user_id = %(annotator)s) AS member,
@@ -423,7 +423,7 @@ def _repeat(row, project, *, annotator, choice, ranking) -> JudgementResult:
     it says the same, else Conflict (a judgement cannot be changed)."""
     stored = Judgement(
         pk=row.judgement_id,
-        project_id=row.project_id,
+        project_id=project.pk,
         comparison_id=row.comparison_id,
         annotator=annotator,
         choice=row.judgement_choice,
