@@ -42,21 +42,21 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from training.ml.bandits import UCBPairSelector  # noqa: E402
-from training.ml.dynamic_programming import deterministic_policy  # noqa: E402
-from training.ml.selection import random_pairs  # noqa: E402
-from training.ml.tabular_mdp import TabularMDP, make_tabular_mdp  # noqa: E402
-from training.ml.tabular_reward import (  # noqa: E402
+from training.ml.control.selection import random_pairs  # noqa: E402
+from training.ml.tabular.bandits import UCBPairSelector  # noqa: E402
+from training.ml.tabular.dynamic_programming import deterministic_policy  # noqa: E402
+from training.ml.tabular.mdp import TabularMDP, make_tabular_mdp  # noqa: E402
+from training.ml.tabular.reward import (  # noqa: E402
     TabularRewardConfig,
     fit_tabular_reward_model,
     optimal_policy_regret,
     synthetic_preferences,
 )
-from training.ml.tabular_segments import (  # noqa: E402
+from training.ml.tabular.segments import (  # noqa: E402
     behaviour_policy,
     collect_tabular_segments,
 )
-from training.ml.tabular_selection import (  # noqa: E402
+from training.ml.tabular.selection import (  # noqa: E402
     preference_surprise,
     preference_uncertainty,
 )

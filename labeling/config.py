@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from labeling.errors import InvalidConfig
+from core.errors import InvalidConfig
 
 MAX_K = 8
 

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from core.errors import ImportRejected, ImportTooLarge, InvalidInput
 from labeling.config import MAX_K
-from labeling.errors import ImportRejected, ImportTooLarge, InvalidInput
 from labeling.models import Comparison, ComparisonItem, Item, Project
 from labeling.services import record_imported_judgement
 

@@ -9,13 +9,10 @@ from itertools import combinations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet
 
-from labeling import sql
-from labeling.errors import DomainError
+from core import sql
+from core.api.permissions import require_staff
+from core.errors import NotFound
 from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
-
-
-class NotFound(DomainError):
-    status_code = 404
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -41,6 +38,13 @@ def access_project(user: AbstractBaseUser, slug: str) -> Project:
     if row is None:
         raise NotFound(f"No project {slug!r} that you are a member of.")
     return sql.model_from_row(Project, row)
+
+
+def access_project_as_staff(user: AbstractBaseUser, slug: str) -> Project:
+    """The project ``slug`` for staff; a member gets NotAllowed (403), anyone else NotFound."""
+    project = access_project(user, slug)
+    require_staff(user)
+    return project
 
 
 def project_by_id(project_id: int) -> Project:

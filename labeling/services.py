@@ -13,9 +13,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling import sql
+from core import sql
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling.config import validate_project_config
-from labeling.errors import Conflict, InvalidInput, NotAllowed
 from labeling.models import (
     Assignment,
     Comparison,
@@ -25,7 +25,6 @@ from labeling.models import (
     Membership,
     Project,
 )
-from labeling.selectors import NotFound
 from labeling.signals import judgement_recorded
 
 PAIR_CHOICES = {"left", "right", "tie", "skip"}

@@ -9,8 +9,8 @@ from django.http import FileResponse, Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.errors import DomainError
 from labeling import selectors
-from labeling.errors import DomainError
 from labeling.models import Item
 
 

@@ -63,8 +63,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "labeling",
     "training",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -158,19 +160,19 @@ CSRF_TRUSTED_ORIGINS = [
 REST_FRAMEWORK = {
     # Token first, so an anonymous request gets 401 with WWW-Authenticate rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "labeling.api.authentication.TokenAuthentication",
+        "core.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= is the export's own parameter
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "labeling.api.schema.document_error_responses",
+        "core.api.schema.document_error_responses",
     ],
     "TITLE": "RLHF platform API",
     "DESCRIPTION": "Collect human preferences over pairs and rankings; train on them.",

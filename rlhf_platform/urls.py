@@ -1,21 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularSwaggerView
 
-from labeling.api.views import SchemaView
-from labeling.auth_views import ThrottledLoginView
+from core.auth_views import ThrottledLoginView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("api/schema/", SchemaView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("training.api.urls")),
-    path("api/", include("labeling.api.urls")),  # last: it ends with the JSON 404
+    path("api/", include("labeling.api.urls")),
+    path("api/", include("core.api.urls")),  # last: it ends with the JSON 404
     path("", include("training.urls")),
     path("", include("labeling.urls")),
 ]
 
-handler500 = "labeling.outage.server_error_or_unavailable"
+handler500 = "core.outage.server_error_or_unavailable"

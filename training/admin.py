@@ -2,8 +2,8 @@
 
 from django.contrib import admin, messages
 
+from core.errors import DomainError
 from labeling.admin import ProjectAdmin
-from labeling.errors import DomainError
 from training import services
 from training.models import Policy, RewardModel, Run
 

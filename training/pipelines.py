@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from core.errors import InvalidInput
 from labeling.config import TABULAR_ALGORITHMS
-from labeling.errors import InvalidInput
 from labeling.models import Project
 
 

@@ -20,8 +20,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from labeling import selectors, sql
-from labeling.errors import Conflict, InvalidInput
+from core import sql
+from core.errors import Conflict, InvalidInput
+from labeling import selectors
 from labeling.models import Project
 from training.models import Run
 

@@ -5,13 +5,13 @@ mc_control, sarsa, q_learning) runs on an env with Discrete observations and act
 practice gymnasium's toy-text envs (FrozenLake, CliffWalking, Taxi), whose model
 ``env.unwrapped.P`` also lets us measure the learned reward exactly.
 
-Items are segments of (state, action) rows (training.ml.tabular_segments), stored as the
+Items are segments of (state, action) rows (training.ml.tabular.segments), stored as the
 other trajectory items are (training.trajectory.save_segment: one-hot observations, actions,
 true rewards) with clips from the env's ``rgb_array`` mode. Checkpoints are .npy tables in
 Django's storage: a RewardModel's is r̂(s, a) (S, A), a Policy's is π(a|s) (S, A).
 
 - fit_reward_model: r̂ by the Bradley-Terry loss on every judged pair, r̂ = 0 on terminal
-  states (training.ml.tabular_reward). A second fit that holds out 20% of the pairs measures
+  states (training.ml.tabular.reward). A second fit that holds out 20% of the pairs measures
   ``reward/heldout_*``; the stored table is fitted on all of them.
 - improve_policy: ``algorithm`` against r̂, with discount ``gamma``: value or policy iteration
   on the env's model with r̂ for its reward, or MC control / SARSA / Q-learning on the env
@@ -23,9 +23,9 @@ Django's storage: a RewardModel's is r̂(s, a) (S, A), a Policy's is π(a|s) (S,
   before any policy exists every segment starts in a random reachable state (exploring
   starts), afterwards half of them do, so the comparisons cover the whole state space. Pairs
   are chosen by ``selection``: ``random``; ``disagreement``, the most uncertain pairs under
-  the Laplace posterior of the BT fit (training.ml.tabular_selection says why not a bootstrap
+  the Laplace posterior of the BT fit (training.ml.tabular.selection says why not a bootstrap
   ensemble of tables); or ``ucb``, UCB over quantile bins of that uncertainty
-  (training.ml.bandits.UCBPairSelector), whose arm reward is the surprise of a judged pair,
+  (training.ml.tabular.bandits.UCBPairSelector), whose arm reward is the surprise of a judged pair,
   its BT loss under the reward model that chose it. The selector's state lives in the
   ``selection/ucb_state`` metric of the generate_comparisons step that used it.
 """
@@ -45,29 +45,29 @@ from django.core.files.storage import default_storage
 from labeling import services as labeling_services
 from labeling.config import validate_project_config
 from labeling.models import Comparison, Item, Judgement, Project
-from training.ml import clips
-from training.ml.bandits import UCBPairSelector
-from training.ml.dynamic_programming import deterministic_policy
-from training.ml.rollouts import Segment
-from training.ml.selection import random_pairs
-from training.ml.tabular_optimizers import (
+from training.ml.control import clips
+from training.ml.control.rollouts import Segment
+from training.ml.control.selection import random_pairs
+from training.ml.tabular.bandits import UCBPairSelector
+from training.ml.tabular.dynamic_programming import deterministic_policy
+from training.ml.tabular.optimizers import (
     evaluate_tabular_policy,
     optimise_tabular_policy,
     start_value,
     tabular_env,
 )
-from training.ml.tabular_reward import (
+from training.ml.tabular.reward import (
     TabularRewardConfig,
     fit_tabular_reward_model,
     optimal_policy_regret,
 )
-from training.ml.tabular_segments import (
+from training.ml.tabular.segments import (
     TabularSegment,
     behaviour_policy,
     collect_tabular_segments,
     render_tabular_segment,
 )
-from training.ml.tabular_selection import (
+from training.ml.tabular.selection import (
     preference_surprise,
     preference_uncertainty,
     state_action_counts,

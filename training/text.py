@@ -21,20 +21,20 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db.models.fields.files import FieldFile
 
+from core.errors import InvalidInput
 from labeling import services as labeling_services
 from labeling.config import validate_project_config
-from labeling.errors import InvalidInput
 from labeling.models import Item, Judgement, Project
-from training.ml import lm
-from training.ml.dpo import train_dpo
-from training.ml.lm_policy_gradient import train_lm_policy_gradient
-from training.ml.lm_reward import (
+from training.ml.lm import lm
+from training.ml.lm.dpo import train_dpo
+from training.ml.lm.lm_policy_gradient import train_lm_policy_gradient
+from training.ml.lm.lm_reward import (
     LMRewardModel,
     fit_lm_reward_model,
     load_lm_reward_model,
     save_lm_reward_model,
 )
-from training.ml.text_teacher import lexicon_score, load_lexicon, text_judgeable
+from training.ml.lm.text_teacher import lexicon_score, load_lexicon, text_judgeable
 from training.models import Policy, RewardModel, Run
 from training.services import StepResult, record_version
 from training.trajectory import finite_metrics

@@ -24,18 +24,18 @@ from django.db.models.fields.files import FieldFile
 from labeling import services as labeling_services
 from labeling.config import validate_project_config
 from labeling.models import Item, Judgement, Project
-from training.ml import checkpoints, clips, replay, selection
-from training.ml.actor_critic import train_a2c
 from training.ml.bradley_terry import PREFERENCE_TARGET
-from training.ml.policies import policy_for_env
-from training.ml.policy_gradient import train_reinforce
-from training.ml.ppo import train_ppo
-from training.ml.reward_models import (
+from training.ml.control import checkpoints, clips, replay, selection
+from training.ml.control.actor_critic import train_a2c
+from training.ml.control.policies import policy_for_env
+from training.ml.control.policy_gradient import train_reinforce
+from training.ml.control.ppo import train_ppo
+from training.ml.control.reward_models import (
     NormalizedReward,
     fit_reward_ensemble,
     reward_ensemble_for_env,
 )
-from training.ml.rollouts import Segment, evaluate_policy
+from training.ml.control.rollouts import Segment, evaluate_policy
 from training.models import Policy, RewardModel, Run
 from training.services import StepResult, record_version
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.errors import InvalidConfig
 from labeling.config import MAX_K, validate_project_config
-from labeling.errors import InvalidConfig
 from labeling.models import Item, Judgement, Project
 
 
@@ -195,7 +195,3 @@ class StatsSerializer(serializers.Serializer):
     comparisons_closed = serializers.IntegerField()
     judgements = serializers.IntegerField()
     annotators = AnnotatorStatsSerializer(many=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()

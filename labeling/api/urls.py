@@ -1,9 +1,8 @@
-from django.urls import path, re_path
+from django.urls import path
 
 from labeling.api import views
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="api-token"),
     path("projects/", views.ProjectListView.as_view(), name="api-projects"),
     path("projects/<slug:slug>/members/", views.MembersView.as_view(), name="api-members"),
     path("projects/<slug:slug>/import/", views.ImportView.as_view(), name="api-import"),
@@ -16,6 +15,4 @@ urlpatterns = [
         views.JudgementView.as_view(),
         name="api-judgement",
     ),
-    # Anything else under /api/ is a JSON 404, not Django's HTML page.
-    re_path(r"^[\s\S]*$", views.api_not_found),  # any path, newlines included
 ]

@@ -1,64 +1,24 @@
 """The labeling API. Views parse, call a service or selector, and serialize; errors are
-mapped to HTTP answers in labeling.api.errors."""
+mapped to HTTP answers in core.api.errors."""
 
 from __future__ import annotations
 
 import json
-import threading
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView
 from rest_framework import status
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.decorators import api_view, permission_classes
-from rest_framework.exceptions import NotFound
 from rest_framework.parsers import BaseParser, MultiPartParser
-from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from core.api.permissions import require_staff
+from core.api.serializers import ErrorSerializer
+from core.errors import ImportTooLarge, InvalidInput
 from labeling import imports, selectors, services
 from labeling.api import serializers as s
-from labeling.errors import ImportTooLarge, InvalidInput, NotAllowed
-
-
-class IsStaff(IsAuthenticated):
-    message = "Only staff may do this."
-
-    def has_permission(self, request, view) -> bool:
-        return super().has_permission(request, view) and request.user.is_staff
-
-
-def staff_project(request, slug: str):
-    """The project, for staff; a member gets 403, anyone else 404."""
-    project = selectors.access_project(request.user, slug)
-    if not request.user.is_staff:
-        raise NotAllowed("Only staff may do this.")
-    return project
-
-
-@extend_schema(exclude=True)
-class SchemaView(SpectacularAPIView):
-    """The OpenAPI schema, generated one request at a time: drf-spectacular loads its
-    extension classes lazily and not thread-safely, and concurrent first requests in a
-    threaded worker got 500s."""
-
-    _lock = threading.Lock()
-
-    def get(self, request, *args, **kwargs):
-        with self._lock:
-            return super().get(request, *args, **kwargs)
-
-
-class TokenView(ObtainAuthToken):
-    """Exchange a username and password for an API token."""
-
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
 
 
 class ProjectListView(APIView):
@@ -70,12 +30,11 @@ class ProjectListView(APIView):
 
     @extend_schema(
         request=s.ProjectSerializer,
-        responses={201: s.ProjectSerializer, 400: s.ErrorSerializer, 403: s.ErrorSerializer},
+        responses={201: s.ProjectSerializer, 400: ErrorSerializer, 403: ErrorSerializer},
     )
     def post(self, request):
         """Create a project (staff)."""
-        if not request.user.is_staff:
-            raise NotAllowed("Only staff may create projects.")
+        require_staff(request.user, "create projects")
         serializer = s.ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if (
@@ -95,7 +54,7 @@ class MembersView(APIView):
     )
     def post(self, request, slug: str):
         """Make a user an annotator of this project (staff). Adding twice is a no-op."""
-        project = staff_project(request, slug)
+        project = selectors.access_project_as_staff(request.user, slug)
         serializer = s.MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["username"]
@@ -149,12 +108,12 @@ class ImportView(APIView):
             "application/jsonl": OpenApiTypes.BINARY,
             "multipart/form-data": OpenApiTypes.BINARY,
         },
-        responses={201: s.ImportResponseSerializer, 400: s.ErrorSerializer, 413: s.ErrorSerializer},
+        responses={201: s.ImportResponseSerializer, 400: ErrorSerializer, 413: ErrorSerializer},
     )
     def post(self, request, slug: str):
         """Import JSONL (staff): one ``{"prompt", "responses": [...]}`` or
         ``{"prompt", "chosen", "rejected"}`` object per line. All lines or none are stored."""
-        project = staff_project(request, slug)
+        project = selectors.access_project_as_staff(request.user, slug)
         length = _declared_length(request)
         if length > settings.IMPORT_MAX_BYTES:
             raise ImportTooLarge(
@@ -207,8 +166,8 @@ class NextView(APIView):
         responses={
             200: s.AssignmentSerializer,
             204: OpenApiResponse(description="Nothing is left for you in this project."),
-            403: s.ErrorSerializer,
-            404: s.ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
         },
     )
     def post(self, request, slug: str):
@@ -235,10 +194,10 @@ class JudgementView(APIView):
         responses={
             201: s.JudgementWithNextSerializer,
             200: s.JudgementWithNextSerializer,
-            400: s.ErrorSerializer,
-            403: s.ErrorSerializer,
-            404: s.ErrorSerializer,
-            409: s.ErrorSerializer,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
         },
     )
     def post(self, request, comparison_id: int):
@@ -274,11 +233,11 @@ class ExportView(APIView):
                 description="trl: {prompt, chosen, rejected}; full: one line per judgement.",
             )
         ],
-        responses={(200, "application/jsonl"): OpenApiTypes.STR, 400: s.ErrorSerializer},
+        responses={(200, "application/jsonl"): OpenApiTypes.STR, 400: ErrorSerializer},
     )
     def get(self, request, slug: str):
         """Download the project's judgements as JSONL (staff)."""
-        project = staff_project(request, slug)
+        project = selectors.access_project_as_staff(request.user, slug)
         kind = request.query_params.get("format", "trl")
         rows = {"trl": selectors.export_trl, "full": selectors.export_full}.get(kind)
         if rows is None:
@@ -298,10 +257,3 @@ class StatsView(APIView):
         an annotator sees only their own figures."""
         project = selectors.access_project(request.user, slug)
         return Response(selectors.project_stats(project, for_user=request.user))
-
-
-@extend_schema(exclude=True)
-@api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])
-@permission_classes([AllowAny])
-def api_not_found(request, *args, **kwargs):
-    raise NotFound(f"No API endpoint at {request.path}; see /api/docs/.")

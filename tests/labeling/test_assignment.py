@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import NotAllowed
 from labeling import services
-from labeling.errors import NotAllowed
 from labeling.models import Assignment, Comparison
 
 

@@ -7,8 +7,8 @@ from itertools import combinations
 
 import pytest
 
+from core.errors import ImportRejected, InvalidInput
 from labeling import imports, selectors, services
-from labeling.errors import ImportRejected, InvalidInput
 from labeling.models import Comparison, Item, Judgement
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import Conflict, InvalidInput, NotAllowed
 from labeling import services
-from labeling.errors import Conflict, InvalidInput, NotAllowed
 from labeling.models import Assignment, Judgement
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from training.ml.demo_lm import build_demo_lm, read_prompts
-from training.ml.lm import load_causal_lm
+from training.ml.lm.demo_lm import build_demo_lm, read_prompts
+from training.ml.lm.lm import load_causal_lm
 
 # About 6 seconds on one CPU thread; enough to say "I think the cafe is lovely."
 TINY_LM = {

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from training.ml.bandits import (
+from training.ml.tabular.bandits import (
     EpsilonGreedyConfig,
     GaussianBandit,
     UCBConfig,

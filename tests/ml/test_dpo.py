@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from tests.ml.lm_fixtures import demo_prompts, load_tiny_lm
-from training.ml.dpo import dpo_loss, train_dpo
-from training.ml.lm import frozen_copy, sequence_logprobs
+from training.ml.lm.dpo import dpo_loss, train_dpo
+from training.ml.lm.lm import frozen_copy, sequence_logprobs
 
 POSITIVE = ["lovely", "great", "wonderful", "good", "pleasant"]
 NEGATIVE = ["awful", "terrible", "bad", "boring", "dull"]

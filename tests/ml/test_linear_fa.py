@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.ml.dynamic_programming import policy_evaluation_closed_form
-from training.ml.linear_fa import (
+from training.ml.tabular.dynamic_programming import policy_evaluation_closed_form
+from training.ml.tabular.episodes import sample_episode
+from training.ml.tabular.linear_fa import (
     LinearFAConfig,
     gradient_mc,
     lstd,
@@ -17,9 +18,8 @@ from training.ml.linear_fa import (
     semi_gradient_td0,
     td_fixed_point,
 )
-from training.ml.random_walk import RandomWalkEnv
-from training.ml.tabular_episodes import sample_episode
-from training.ml.tabular_mdp import tabular_mdp_from_env
+from training.ml.tabular.mdp import tabular_mdp_from_env
+from training.ml.tabular.random_walk import RandomWalkEnv
 
 GAMMA = 0.9
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from tests.ml.lm_fixtures import demo_prompts, load_tiny_lm
-from training.ml.lm import frozen_copy, sample_responses
-from training.ml.lm_policy_gradient import (
+from training.ml.lm.lm import frozen_copy, sample_responses
+from training.ml.lm.lm_policy_gradient import (
     kl_to_reference,
     leave_one_out_advantages,
     train_lm_policy_gradient,
 )
-from training.ml.text_teacher import lexicon_reward_fn, lexicon_score, load_lexicon
+from training.ml.lm.text_teacher import lexicon_reward_fn, lexicon_score, load_lexicon
 
 
 def mean_lexicon_score(model, tokenizer, lexicon, prompts):

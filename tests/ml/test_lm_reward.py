@@ -10,7 +10,7 @@ import torch
 
 from tests.ml.lm_fixtures import demo_prompts, load_tiny_lm
 from training.ml.bradley_terry import bradley_terry_loss
-from training.ml.lm_reward import (
+from training.ml.lm.lm_reward import (
     LMRewardModel,
     comparison_groups,
     fit_lm_reward_model,

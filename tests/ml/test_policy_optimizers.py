@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from training.ml.actor_critic import A2CConfig, train_a2c
-from training.ml.policies import policy_for_env
-from training.ml.policy_gradient import ReinforceConfig, discounted_returns, train_reinforce
-from training.ml.ppo import PPOConfig, generalized_advantages, train_ppo
-from training.ml.rollouts import evaluate_policy
+from training.ml.control.actor_critic import A2CConfig, train_a2c
+from training.ml.control.policies import policy_for_env
+from training.ml.control.policy_gradient import ReinforceConfig, discounted_returns, train_reinforce
+from training.ml.control.ppo import PPOConfig, generalized_advantages, train_ppo
+from training.ml.control.rollouts import evaluate_policy
 
 ENV = "CartPole-v1"
 

@@ -7,17 +7,17 @@ import pytest
 import torch
 
 from training.ml.bradley_terry import PREFERENCE_TARGET
-from training.ml.checkpoints import load_policy, load_reward_ensemble, save_checkpoint
-from training.ml.policies import policy_for_env
-from training.ml.reward_models import (
+from training.ml.control.checkpoints import load_policy, load_reward_ensemble, save_checkpoint
+from training.ml.control.policies import policy_for_env
+from training.ml.control.reward_models import (
     NormalizedReward,
     RunningNorm,
     fit_reward_ensemble,
     reward_ensemble_for_env,
     segments_to_tensors,
 )
-from training.ml.rollouts import Segment, collect_segments
-from training.ml.selection import random_pairs
+from training.ml.control.rollouts import Segment, collect_segments
+from training.ml.control.selection import random_pairs
 from training.ml.teachers import make_teacher
 
 
@@ -196,7 +196,7 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_old_one_whole(tm
         f"""
         import io, os, signal, torch
         from training.ml import checkpoints
-        from training.ml.policies import policy_for_env
+        from training.ml.control.policies import policy_for_env
 
         def half_then_die(obj, f):
             buffer = io.BytesIO()

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from training.ml.clips import write_clip, write_poster
-from training.ml.policies import policy_for_env
-from training.ml.rollouts import collect_segments
-from training.ml.spaces import ActionSpec, encode_actions, env_spaces, to_env_actions
+from training.ml.control.clips import write_clip, write_poster
+from training.ml.control.policies import policy_for_env
+from training.ml.control.rollouts import collect_segments
+from training.ml.control.spaces import ActionSpec, encode_actions, env_spaces, to_env_actions
 
 COUNTING_ENV = "tests/Counting-v0"
 

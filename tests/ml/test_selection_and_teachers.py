@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from training.ml.bradley_terry import PREFERENCE_TARGET
-from training.ml.reward_models import fit_reward_ensemble, reward_ensemble_for_env
-from training.ml.rollouts import Segment, collect_segments
-from training.ml.selection import disagreement_pairs, pair_disagreement, random_pairs
+from training.ml.control.reward_models import fit_reward_ensemble, reward_ensemble_for_env
+from training.ml.control.rollouts import Segment, collect_segments
+from training.ml.control.selection import disagreement_pairs, pair_disagreement, random_pairs
 from training.ml.teachers import SyntheticTeacher, make_teacher
 
 

@@ -7,29 +7,29 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from training.ml.dynamic_programming import (
+from training.ml.tabular.dynamic_programming import (
     deterministic_policy,
     policy_evaluation_closed_form,
     policy_evaluation_iterative,
     policy_iteration,
     value_iteration,
 )
-from training.ml.monte_carlo import MonteCarloControlConfig, mc_control_glie
-from training.ml.random_walk import RandomWalkEnv
-from training.ml.tabular_mdp import (
+from training.ml.tabular.mdp import (
     TabularMDP,
     expected_reward_table,
     make_tabular_mdp,
     tabular_mdp_from_env,
 )
-from training.ml.tabular_reward import (
+from training.ml.tabular.monte_carlo import MonteCarloControlConfig, mc_control_glie
+from training.ml.tabular.random_walk import RandomWalkEnv
+from training.ml.tabular.reward import (
     fit_tabular_reward_model,
     optimal_policy_regret,
     sample_segments,
     synthetic_preferences,
 )
-from training.ml.td_control import TDControlConfig, q_learning, sarsa
-from training.ml.td_prediction import (
+from training.ml.tabular.td_control import TDControlConfig, q_learning, sarsa
+from training.ml.tabular.td_prediction import (
     TDPredictionConfig,
     n_step_td_prediction,
     off_policy_td0_prediction,

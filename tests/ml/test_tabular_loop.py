@@ -10,21 +10,21 @@ import torch
 
 import labeling.config  # noqa: F401  registers FrozenLakeNotSlippery-v1 with gymnasium
 from training.ml.bradley_terry import bradley_terry_loss
-from training.ml.dynamic_programming import deterministic_policy
-from training.ml.tabular_mdp import make_tabular_mdp
-from training.ml.tabular_optimizers import (
+from training.ml.tabular.dynamic_programming import deterministic_policy
+from training.ml.tabular.mdp import make_tabular_mdp
+from training.ml.tabular.optimizers import (
     evaluate_tabular_policy,
     optimise_tabular_policy,
     start_value,
     tabular_env,
 )
-from training.ml.tabular_segments import (
+from training.ml.tabular.segments import (
     behaviour_policy,
     collect_tabular_segments,
     exploring_start_states,
     render_tabular_segment,
 )
-from training.ml.tabular_selection import (
+from training.ml.tabular.selection import (
     preference_surprise,
     preference_uncertainty,
     state_action_counts,

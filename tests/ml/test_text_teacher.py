@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from training.ml.demo_lm import DEMO_CORPUS
-from training.ml.teachers import make_teacher
-from training.ml.text_teacher import (
+from training.ml.lm.demo_lm import DEMO_CORPUS
+from training.ml.lm.text_teacher import (
     lexicon_reward_fn,
     lexicon_score,
     load_lexicon,
     text_judgeable,
 )
+from training.ml.teachers import make_teacher
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 from labeling.models import Comparison, Item
 from tests.training.rounds import judge_all, wait_until_finished
 from training import pipelines, services, tabular, trajectory
-from training.ml.tabular_mdp import make_tabular_mdp
+from training.ml.tabular.mdp import make_tabular_mdp
 from training.models import Policy, RewardModel, Run
 
 LAKE = {

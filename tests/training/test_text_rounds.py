@@ -7,7 +7,7 @@ from labeling.models import Comparison, Item
 from tests.ml.lm_fixtures import demo_prompts, tiny_lm_dir
 from tests.training.rounds import judge_all, wait_until_finished
 from training import text
-from training.ml import lm
+from training.ml.lm import lm
 from training.models import Policy, RewardModel, Run
 
 

@@ -9,9 +9,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.serializers import ErrorSerializer
+from core.errors import NotFound
 from labeling import selectors
-from labeling.api.serializers import ErrorSerializer
-from labeling.api.views import staff_project
 from training import services
 from training.api.serializers import RunSerializer
 from training.models import Policy, Run
@@ -21,7 +21,7 @@ class RoundsView(APIView):
     @extend_schema(responses=RunSerializer(many=True))
     def get(self, request, slug: str):
         """The project's rounds, newest first, with their steps (staff)."""
-        project = staff_project(request, slug)
+        project = selectors.access_project_as_staff(request.user, slug)
         rounds = Run.objects.filter(project=project, kind=Run.Kind.ROUND).prefetch_related("steps")
         return Response(RunSerializer(rounds[:50], many=True).data)
 
@@ -32,7 +32,7 @@ class RoundsView(APIView):
     def post(self, request, slug: str):
         """Start a round of the loop (staff): fit the reward model, improve the policy,
         generate new comparisons. 409 while a round of this project is queued or running."""
-        project = staff_project(request, slug)
+        project = selectors.access_project_as_staff(request.user, slug)
         round_run = services.start_round(project=project, trigger="api")
         return Response(RunSerializer(round_run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -46,9 +46,9 @@ class PolicyExportView(APIView):
             pk=policy_id, project__in=selectors.visible_projects(request.user)
         ).first()
         if policy is None or not request.user.is_staff or not policy.checkpoint:
-            raise selectors.NotFound(f"No policy {policy_id} that you may export.")
+            raise NotFound(f"No policy {policy_id} that you may export.")
         if not default_storage.exists(policy.checkpoint.name):
-            raise selectors.NotFound(
+            raise NotFound(
                 f"Policy {policy_id}'s checkpoint {policy.checkpoint.name} is missing from storage."
             )
         suffix = Path(policy.checkpoint.name).suffix
@@ -69,5 +69,5 @@ class RunView(APIView):
             .first()
         )
         if run is None or not request.user.is_staff:
-            raise selectors.NotFound(f"No run {run_id} that you may see.")
+            raise NotFound(f"No run {run_id} that you may see.")
         return Response(RunSerializer(run).data)

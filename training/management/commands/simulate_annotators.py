@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from labeling.errors import DomainError
+from core.errors import DomainError
 from labeling.models import Project
 from training.management.commands._teachers import add_teacher_arguments, teacher_from_options
 from training.simulation import simulate_judgements

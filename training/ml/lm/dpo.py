@@ -1,0 +1,227 @@
+"""Direct Preference Optimization (Rafailov et al. 2023, "Direct Preference Optimization:
+Your Language Model is Secretly a Reward Model"): fit the policy to preference pairs
+directly, with no reward model and no sampling.
+
+For a prompt x with a chosen response y_w and a rejected one y_l,
+    L_DPO(π_θ; π_ref) = −E[ log σ( β log π_θ(y_w|x)/π_ref(y_w|x)
+                                  − β log π_θ(y_l|x)/π_ref(y_l|x) ) ]            (eq. 7)
+The policy's implicit reward is r̂(x, y) = β log π_θ(y|x)/π_ref(y|x) (eq. 5, without the
+β log Z(x) that cancels in the difference). With label smoothing ε > 0 the labels are
+taken as flipped with probability ε, "conservative DPO" (Mitchell 2023, "A note on DPO
+with noisy preferences"):
+    L_cDPO = −(1 − ε) log σ(β h) − ε log σ(−β h),   h = the difference of log-ratios above.
+
+π_ref is frozen, so its log-probabilities are computed once before training. Each step
+scores the chosen and the rejected responses of a batch in one forward pass. The policy
+runs without dropout (TRL's disable_dropout), so that π_θ = π_ref exactly at the start.
+Metrics are named as TRL's DPOTrainer names them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from training.ml.lm.lm import (
+    collate_prompt_response,
+    encode_prompts,
+    encode_responses,
+    max_positions,
+    response_logprobs,
+)
+
+# (prompt x, chosen response y_w, rejected response y_l)
+PreferencePair = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """Defaults sized for the demo LM (training/ml/demo_lm.py); a pretrained LM of 10⁸+
+    parameters wants lr ≈ 5e-7 to 1e-6 (the paper's 1e-6)."""
+
+    beta: float = 0.1  # β, the strength of the implicit KL constraint (paper: 0.1 to 0.5)
+    label_smoothing: float = 0.0  # ε of conservative DPO; 0 is plain DPO
+    epochs: int = 1
+    lr: float = 1e-4
+    batch_size: int = 8  # pairs per step; the forward pass sees 2 · batch_size rows
+    max_grad_norm: float = 10.0  # the reference implementation's clip
+
+
+def dpo_loss(
+    policy_chosen_logps: Tensor,
+    policy_rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    *,
+    beta: float,
+    label_smoothing: float = 0.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The DPO loss of each pair, Rafailov et al. 2023, eq. 7 (conservative DPO when
+    label_smoothing > 0).
+
+    Args:
+        policy_chosen_logps: log π_θ(y_w|x), summed over response tokens. Shape (B,).
+        policy_rejected_logps: log π_θ(y_l|x). Shape (B,).
+        reference_chosen_logps: log π_ref(y_w|x). Shape (B,).
+        reference_rejected_logps: log π_ref(y_l|x). Shape (B,).
+        beta: β, the temperature of the implicit reward; larger stays nearer π_ref.
+        label_smoothing: ε in [0, 0.5), the assumed probability that a label is flipped.
+
+    Returns:
+        (losses, chosen_rewards, rejected_rewards), each of shape (B,). The rewards are
+        the implicit β log π_θ(y|x)/π_ref(y|x), detached.
+    """
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}.")
+    policy_logratios = policy_chosen_logps - policy_rejected_logps  # (B,)
+    reference_logratios = reference_chosen_logps - reference_rejected_logps  # (B,)
+    h = policy_logratios - reference_logratios  # (B,)
+    # DPO loss, Rafailov et al. 2023, eq. 7; cDPO (Mitchell 2023) mixes in the flipped label
+    losses = -(1.0 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(
+        -beta * h
+    )  # (B,)
+    # implicit reward r̂(x, y) = β log π_θ(y|x)/π_ref(y|x), Rafailov et al. 2023, eq. 5
+    chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps).detach()  # (B,)
+    rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps).detach()
+    return losses, chosen_rewards, rejected_rewards
+
+
+def _pair_logps(
+    *,
+    model: PreTrainedModel,
+    prompt_ids: Sequence[list[int]],
+    chosen_ids: Sequence[list[int]],
+    rejected_ids: Sequence[list[int]],
+    pad_token_id: int,
+    device: torch.device | str,
+) -> tuple[Tensor, Tensor]:
+    """log π(y_w|x), log π(y_l|x) for a batch of B pairs, chosen and rejected in one
+    forward pass of 2B rows: (B,), (B,)."""
+    batch = collate_prompt_response(
+        prompt_ids=[*prompt_ids, *prompt_ids],
+        response_ids=[*chosen_ids, *rejected_ids],
+        pad_token_id=pad_token_id,
+        max_length=max_positions(model),
+        device=device,
+    )
+    logps = response_logprobs(model=model, batch=batch)  # (2B,)
+    return logps[: len(prompt_ids)], logps[len(prompt_ids) :]
+
+
+def train_dpo(
+    *,
+    policy: PreTrainedModel,
+    reference: PreTrainedModel | None = None,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[PreferencePair],
+    beta: float = DPOConfig.beta,
+    label_smoothing: float = DPOConfig.label_smoothing,
+    epochs: int = DPOConfig.epochs,
+    lr: float = DPOConfig.lr,
+    batch_size: int = DPOConfig.batch_size,
+    max_grad_norm: float = DPOConfig.max_grad_norm,
+    seed: int,
+    device: torch.device | str = "cpu",
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, float]:
+    """Train ``policy`` in place with DPO on (prompt, chosen, rejected) pairs.
+
+    reference: π_ref; None takes the policy as it is before training (the usual choice, and
+    no copy is needed: π_ref's log-probabilities are all computed before the first step).
+    progress(fraction) after each step.
+
+    Returns TRL-named metrics of the trained policy over all pairs (one pass, no update):
+    rewards/chosen, rewards/rejected (mean implicit rewards), rewards/margins (their mean
+    difference), rewards/accuracies (fraction with chosen reward > rejected), logps/chosen,
+    logps/rejected (mean log π_θ), loss (mean DPO loss); and train/loss, the mean loss
+    over the last epoch's steps.
+    """
+    if not pairs:
+        raise ValueError("No preference pairs to train on: collect some judgements first.")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}.")
+    prompts = [prompt for prompt, _, _ in pairs]
+    prompt_ids = encode_prompts(tokenizer, prompts)
+    chosen_ids = encode_responses(tokenizer, [chosen for _, chosen, _ in pairs])
+    rejected_ids = encode_responses(tokenizer, [rejected for _, _, rejected in pairs])
+    pad = tokenizer.pad_token_id
+    n = len(pairs)
+
+    def all_logps(model: PreTrainedModel) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            chunks = [
+                _pair_logps(
+                    model=model,
+                    prompt_ids=prompt_ids[i : i + batch_size],
+                    chosen_ids=chosen_ids[i : i + batch_size],
+                    rejected_ids=rejected_ids[i : i + batch_size],
+                    pad_token_id=pad,
+                    device=device,
+                )
+                for i in range(0, n, batch_size)
+            ]
+        return torch.cat([c for c, _ in chunks]), torch.cat([r for _, r in chunks])  # (N,), (N,)
+
+    policy.to(device).eval()  # eval: no dropout, gradients still flow
+    reference = policy if reference is None else reference.to(device).eval()
+    # π_ref is frozen: its log-probabilities are computed once, here.
+    reference_chosen, reference_rejected = all_logps(reference)
+
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)  # the order of the pairs
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    epoch_losses: list[float] = []
+    for epoch in range(epochs):
+        epoch_losses = []
+        order = torch.randperm(n, generator=generator).tolist()
+        for step, start in enumerate(range(0, n, batch_size)):
+            idx = order[start : start + batch_size]
+            policy_chosen, policy_rejected = _pair_logps(
+                model=policy,
+                prompt_ids=[prompt_ids[i] for i in idx],
+                chosen_ids=[chosen_ids[i] for i in idx],
+                rejected_ids=[rejected_ids[i] for i in idx],
+                pad_token_id=pad,
+                device=device,
+            )  # (B,), (B,)
+            losses, _, _ = dpo_loss(
+                policy_chosen,
+                policy_rejected,
+                reference_chosen[idx],
+                reference_rejected[idx],
+                beta=beta,
+                label_smoothing=label_smoothing,
+            )
+            loss = losses.mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            optimizer.step()
+            epoch_losses.append(loss.item())
+            if progress is not None:
+                progress((epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch))
+
+    policy_chosen, policy_rejected = all_logps(policy)
+    losses, chosen_rewards, rejected_rewards = dpo_loss(
+        policy_chosen,
+        policy_rejected,
+        reference_chosen,
+        reference_rejected,
+        beta=beta,
+        label_smoothing=label_smoothing,
+    )
+    return {
+        "rewards/chosen": chosen_rewards.mean().item(),
+        "rewards/rejected": rejected_rewards.mean().item(),
+        "rewards/margins": (chosen_rewards - rejected_rewards).mean().item(),
+        "rewards/accuracies": (chosen_rewards > rejected_rewards).float().mean().item(),
+        "logps/chosen": policy_chosen.mean().item(),
+        "logps/rejected": policy_rejected.mean().item(),
+        "loss": losses.mean().item(),
+        "train/loss": sum(epoch_losses) / len(epoch_losses),
+    }
