@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from labeling.config import validate_project_config
+
 
 class Project(models.Model):
     class Kind(models.TextChoices):
@@ -50,8 +52,6 @@ class Project(models.Model):
         return self.slug
 
     def clean(self) -> None:
-        from labeling.config import validate_project_config
-
         self.config = validate_project_config(self.kind, self.config)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from itertools import combinations
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -58,6 +60,22 @@ def project_by_id(project_id: int) -> Project:
     return sql.model_from_row(Project, row)
 
 
+def count_judgements_since(*, project_id: int, since: datetime | None, enough: int) -> int:
+    """How many judgements other than skips ``project_id`` received after ``since`` (all,
+    for None), counted up to ``enough``: an index range scan that stops there."""
+    (count,) = sql.fetchone(
+        f"""
+        SELECT count(*) FROM (
+            SELECT 1 FROM labeling_judgement j
+            WHERE j.project_id = %(project)s AND j.choice <> '{Judgement.Choice.SKIP.value}'
+              AND j.created_at > COALESCE(%(since)s, '-infinity'::timestamptz)
+            LIMIT %(enough)s) AS recent
+        """,
+        {"project": project_id, "since": since, "enough": enough},
+    )
+    return count
+
+
 def is_member(user: AbstractBaseUser, project: Project) -> bool:
     return Membership.objects.filter(project=project, user=user).exists()
 
@@ -75,15 +93,15 @@ def assignment_items(assignment: Assignment) -> list[Item]:
 
 # Open comparisons minus the open ones this annotator judged: an index-only count and a
 # walk over their own judgements, instead of an anti-join per open comparison.
-_PROGRESS_SQL = """
+_PROGRESS_SQL = f"""
     SELECT (SELECT count(*) FROM labeling_judgement j
             WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s) AS judged,
            (SELECT count(*) FROM labeling_comparison c
-            WHERE c.project_id = %(project)s AND c.status = 'open')
+            WHERE c.project_id = %(project)s AND c.status = '{Comparison.Status.OPEN.value}')
            - (SELECT count(*) FROM labeling_judgement j
               JOIN labeling_comparison c ON c.id = j.comparison_id
               WHERE j.annotator_id = %(user)s AND j.project_id = %(project)s
-                AND c.status = 'open') AS remaining
+                AND c.status = '{Comparison.Status.OPEN.value}') AS remaining
 """
 
 
@@ -115,13 +133,52 @@ def lease_view(
     return [by_id[pk] for pk in assignment.display_order], progress
 
 
-# --- export ----------------------------------------------------------------------------------
-def _judgements_for_export(project: Project) -> QuerySet[Judgement]:
-    return (
-        Judgement.objects.filter(project=project)
-        .select_related("annotator", "comparison")
-        .order_by("pk")
+# --- preferences: judgements as training data and export -----------------------------------
+P_BETTER = 1.0  # P[a ≻ b] when a is ranked above b
+P_TIE = 0.5
+
+
+@dataclass(frozen=True)
+class Preference:
+    """One judged pair: P[item a ≻ item b] = ``p`` (1 when a was ranked above b, ½ for
+    a tie), said by ``annotator_id`` in judgement ``judgement_id``."""
+
+    a_id: int
+    b_id: int
+    p: float
+    annotator_id: int
+    judgement_id: int
+
+
+def preferences(
+    project: Project, *, ties: bool = True, comparison_ids: Iterable[int] | None = None
+) -> list[Preference]:
+    """Every judged pair of ``project`` (or of ``comparison_ids`` only), oldest judgement
+    first. A ranking of K items gives its C(K, 2) pairs (better first, p = 1); a tie gives
+    (shown first, shown second, ½) unless ``ties`` is False; skips give nothing. Judgements
+    of gold comparisons count as any other; the gold answer itself is no preference. Pairs
+    with an item that no longer exists are left out."""
+    judgements = Judgement.objects.filter(project=project).exclude(choice=Judgement.Choice.SKIP)
+    if not ties:
+        judgements = judgements.exclude(choice=Judgement.Choice.TIE)
+    if comparison_ids is not None:
+        judgements = judgements.filter(comparison_id__in=list(comparison_ids))
+    rows = judgements.order_by("pk").values_list(
+        "pk", "annotator_id", "choice", "ranking", "shown_order"
     )
+    existing = set(Item.objects.filter(project=project).values_list("pk", flat=True))
+    found = []
+    for judgement_id, annotator_id, choice, ranking, shown in rows:
+        if choice == Judgement.Choice.TIE:
+            pairs = [(shown[0], shown[1], P_TIE)]
+        else:
+            pairs = [(a, b, P_BETTER) for a, b in combinations(ranking or [], 2)]
+        found.extend(
+            Preference(a, b, p, annotator_id, judgement_id)
+            for a, b, p in pairs
+            if a in existing and b in existing
+        )
+    return found
 
 
 def _items_by_id(project: Project) -> dict[int, Item]:
@@ -138,13 +195,20 @@ def export_trl(project: Project) -> Iterator[dict]:
     are not exported. Each judgement contributes its own pairs, so a comparison judged by
     three annotators appears up to three times (TRL averages over them)."""
     items = _items_by_id(project)
-    for judgement in _judgements_for_export(project).exclude(ranking=None):
-        for better, worse in combinations(judgement.ranking, 2):
-            yield {
-                "prompt": items[better].prompt,
-                "chosen": items[better].text,
-                "rejected": items[worse].text,
-            }
+    for pair in preferences(project, ties=False):
+        yield {
+            "prompt": items[pair.a_id].prompt,
+            "chosen": items[pair.a_id].text,
+            "rejected": items[pair.b_id].text,
+        }
+
+
+def _judgements_for_export(project: Project) -> QuerySet[Judgement]:
+    return (
+        Judgement.objects.filter(project=project)
+        .select_related("annotator", "comparison")
+        .order_by("pk")
+    )
 
 
 def export_full(project: Project) -> Iterator[dict]:

@@ -216,11 +216,7 @@ CELERY_TASK_TIME_LIMIT = 2 * 60 * 60
 # Longer than the longest task, or a late-acknowledged task is delivered twice while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 60 * 60}
 CELERY_RESULT_EXPIRES = 24 * 60 * 60
-CELERY_TASK_ROUTES = {
-    "training.fit_reward_model": {"queue": CELERY_QUEUE_PREFIX + "train"},
-    "training.improve_policy": {"queue": CELERY_QUEUE_PREFIX + "train"},
-    "training.generate_comparisons": {"queue": CELERY_QUEUE_PREFIX + "render"},
-}
+CELERY_TASK_ROUTES = ["training.steps.route_task"]  # each step to its queue (STEPS)
 CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {"task": "labeling.release_expired_leases", "schedule": 60.0},
     "requeue-stale-runs": {"task": "training.requeue_stale_runs", "schedule": 60.0},

@@ -121,23 +121,18 @@ def celery_worker_process(transactional_db, settings, tmp_path, media_root):
             )  # fmt: skip
 
     worker = Worker()
-    saved = (app.conf.task_default_queue, app.conf.task_routes)
+    saved = app.conf.task_default_queue
 
-    def use_queues(default_queue, routes):
+    def use_default_queue(default_queue):
         app.conf.task_default_queue = default_queue
-        app.conf.task_routes = routes
-        app.amqp.flush_routes()
-        app.amqp.__dict__.pop("router", None)  # a cached property built from the routes
-        app.amqp.__dict__.pop("queues", None)
+        app.amqp.__dict__.pop("queues", None)  # a cached property built from the default
 
-    use_queues(
-        prefix + "default",
-        {name: {"queue": prefix + route["queue"]} for name, route in saved[1].items()},
-    )
+    settings.CELERY_QUEUE_PREFIX = prefix  # the steps' queues (training.steps.queue_of)
+    use_default_queue(prefix + "default")
     try:
         yield worker
     finally:
-        use_queues(*saved)
+        use_default_queue(saved)
         worker.process.terminate()
         try:
             worker.process.wait(timeout=20)

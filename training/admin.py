@@ -1,9 +1,10 @@
-"""Admin for reward models, policies and runs, and a 'start a round' action on projects."""
+"""Admin for reward models, policies and runs; projects get a 'start a round' action."""
 
 from django.contrib import admin, messages
 
 from core.errors import DomainError
 from labeling.admin import ProjectAdmin
+from labeling.models import Project
 from training import services
 from training.models import Policy, RewardModel, Run
 
@@ -23,7 +24,14 @@ def start_round(modeladmin, request, queryset):
             )
 
 
-ProjectAdmin.actions = [*ProjectAdmin.actions, start_round]
+admin.site.unregister(Project)
+
+
+@admin.register(Project)
+class TrainingProjectAdmin(ProjectAdmin):
+    """Labeling's project admin, with the actions of training."""
+
+    actions = [*ProjectAdmin.actions, start_round]
 
 
 class VersionAdmin(admin.ModelAdmin):

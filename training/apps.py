@@ -7,4 +7,9 @@ class TrainingConfig(AppConfig):
     verbose_name = "Training"
 
     def ready(self) -> None:
+        from labeling.config import register_config
         from training import signals  # noqa: F401  (connects the receivers)
+        from training.kinds.config import CONFIG_TYPES
+
+        for kind, config_type in CONFIG_TYPES.items():
+            register_config(kind, config_type)

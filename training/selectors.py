@@ -1,7 +1,11 @@
-"""Reads of the training app: the per-round history the dashboard plots."""
+"""Reads of the training app: when the last round started, and the per-round history the
+dashboard plots."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from core import sql
 from labeling.models import Project
 from training.models import Run
 
@@ -17,6 +21,16 @@ PLOTTED_METRICS = [
     ("kl", "KL to the reference"),
     ("teacher/mean_score", "Teacher score of samples"),
 ]
+
+
+def last_round_started_at(project_id: int) -> datetime | None:
+    """When the project's newest round was created (None before the first): one indexed
+    query without the ORM, since it runs after every judgement."""
+    (at,) = sql.fetchone(
+        "SELECT max(created_at) FROM training_run WHERE project_id = %s AND kind = %s",
+        [project_id, Run.Kind.ROUND.value],
+    )
+    return at
 
 
 def round_history(project: Project) -> list[dict]:

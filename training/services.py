@@ -1,7 +1,8 @@
-"""The loop's workflow: start a round, run its steps, record their state on Run rows.
+"""The loop's workflow: start a round, send it, run its steps, record their state on Run
+rows, and re-send rounds that went stale.
 
-A round is three steps, each a Celery task on its own queue: fit_reward_model (train)
-→ improve_policy (train) → generate_comparisons (render). A step is claimed with a
+A round is the steps of training.steps.STEPS, each a Celery task on its own queue. A step
+is claimed with a
 conditional update before any work, computes outside any transaction, then writes its
 outputs and its success in one transaction; a redelivered step that already succeeded
 does nothing. Rounds of one project never overlap (a partial unique index says so).
@@ -13,22 +14,23 @@ import logging
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import timedelta
 
+from celery import chain, current_app
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from core import sql
 from core.errors import Conflict, InvalidInput
 from labeling import selectors
+from labeling.config import project_config
 from labeling.models import Project
+from training import selectors as training_selectors
+from training.kinds.config import check_trainable as check_config_trainable
 from training.models import Run
+from training.steps import LAST_STEP, STEPS, ProgressFn, StepResult, queue_of
 
 logger = logging.getLogger(__name__)
-
-STEPS = (Run.Kind.FIT_REWARD_MODEL, Run.Kind.IMPROVE_POLICY, Run.Kind.GENERATE_COMPARISONS)
 
 
 class RoundInProgress(Conflict):
@@ -51,10 +53,12 @@ auto_rounds = ContextVar("auto_rounds", default=True)
 
 # --- starting rounds -------------------------------------------------------------------------
 def check_trainable(project: Project) -> None:
-    """Raise InvalidInput saying what is missing when this project cannot train."""
-    from training import pipelines
-
-    pipelines.check_trainable(project)
+    """Raise InvalidInput saying what is missing when this project cannot train. Cheap: it
+    reads the stored config without checking it again and loads no training code, so a
+    web request can ask after every judgement."""
+    check_config_trainable(
+        project.slug, project_config(project.kind, project.config, checked=False)
+    )
 
 
 def start_round(*, project: Project, trigger: str, enqueue: bool = True) -> Run:
@@ -77,8 +81,8 @@ def start_round(*, project: Project, trigger: str, enqueue: bool = True) -> Run:
         except IntegrityError:
             raise RoundInProgress(active.get()) from None
         Run.objects.bulk_create(
-            Run(project=project, kind=kind, round=round_run, number=number, trigger=trigger)
-            for kind in STEPS
+            Run(project=project, kind=step.kind, round=round_run, number=number, trigger=trigger)
+            for step in STEPS
         )
         if enqueue:
             transaction.on_commit(lambda: enqueue_round(round_run.pk))
@@ -87,16 +91,16 @@ def start_round(*, project: Project, trigger: str, enqueue: bool = True) -> Run:
 
 def enqueue_round(round_id: int) -> bool:
     """Send the round's steps to the broker as one chain. A broker outage is logged, not
-    raised: the round stays queued and requeue_stale_runs sends it later."""
-    from celery import chain
-
-    from training import tasks
-
-    steps = {s.kind: s.pk for s in Run.objects.filter(round_id=round_id)}
+    raised: the round stays queued and requeue_stale_runs sends it later. The tasks are
+    named, not imported: the web process never loads the training code."""
+    runs = {s.kind: s.pk for s in Run.objects.filter(round_id=round_id)}
     signature = chain(
-        tasks.fit_reward_model.si(steps[Run.Kind.FIT_REWARD_MODEL]),
-        tasks.improve_policy.si(steps[Run.Kind.IMPROVE_POLICY]),
-        tasks.generate_comparisons.si(steps[Run.Kind.GENERATE_COMPARISONS]),
+        *[
+            current_app.signature(step.task, args=(runs[step.kind],), immutable=True).set(
+                queue=queue_of(step)
+            )
+            for step in STEPS
+        ]
     )
     try:
         result = signature.apply_async()
@@ -120,17 +124,10 @@ def maybe_start_round_after_judgement(
         check_trainable(project)
     except InvalidInput:
         return None
-    (new,) = sql.fetchone(
-        """
-        SELECT count(*) FROM (
-            SELECT 1 FROM labeling_judgement j
-            WHERE j.project_id = %(project)s AND j.choice <> 'skip'
-              AND j.created_at > COALESCE(
-                  (SELECT max(r.created_at) FROM training_run r
-                   WHERE r.project_id = %(project)s AND r.kind = 'round'), '-infinity')
-            LIMIT %(enough)s) AS recent
-        """,
-        {"project": project_id, "enough": project.round_size},
+    new = selectors.count_judgements_since(
+        project_id=project_id,
+        since=training_selectors.last_round_started_at(project_id),
+        enough=project.round_size,
     )
     if new < project.round_size:
         return None
@@ -140,34 +137,7 @@ def maybe_start_round_after_judgement(
         return None
 
 
-# --- versions --------------------------------------------------------------------------------
-def record_version(model, *, project: Project, checkpoint: str, metrics: dict, run: Run):
-    """A new RewardModel or Policy version: the next number, the newest one as parent.
-    Call inside the transaction that marks ``run`` succeeded (StepResult.commit)."""
-    parent = model.objects.filter(project=project).order_by("-version").first()
-    return model.objects.create(
-        project=project,
-        version=parent.version + 1 if parent else 1,
-        parent=parent,
-        checkpoint=checkpoint,
-        metrics=metrics,
-        run=run,
-    )
-
-
 # --- running steps ---------------------------------------------------------------------------
-@dataclass
-class StepResult:
-    """What a step's work hands back: metrics, and a function that writes its outputs
-    (called inside the transaction that marks the step succeeded)."""
-
-    metrics: dict
-    commit: Callable[[], None] = field(default=lambda: None)
-
-
-ProgressFn = Callable[[float], None]
-
-
 def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult]) -> bool:
     """Claim the queued step, run ``work``, record the outcome.
 
@@ -211,7 +181,7 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
                 metrics=result.metrics,
                 finished_at=finished,
             )
-            if step.kind == Run.Kind.GENERATE_COMPARISONS:
+            if step.kind == LAST_STEP:
                 Run.objects.filter(pk=step.round_id).update(
                     status=Run.Status.SUCCEEDED, progress=1.0, finished_at=finished
                 )
@@ -220,19 +190,6 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
         _fail(step, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         raise
     return True
-
-
-def run_round_here(round_run: Run, *, before_step: Callable[[Run], None] | None = None) -> Run:
-    """Run a round's steps in this process, in order, without the broker (run_loop, tests).
-    An exception from a step propagates after the step and its round are marked failed."""
-    from training import pipelines
-
-    for step in round_run.steps.order_by("pk"):
-        if before_step is not None:
-            before_step(step)
-        execute_step(step_id=step.pk, work=getattr(pipelines, step.kind))
-    round_run.refresh_from_db()
-    return round_run
 
 
 def _fail(step: Run, error: str) -> None:

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from labeling import selectors, services
 from labeling.models import Item, Project
+from training.kinds.registry import kind_for
 from training.ml.teachers import SyntheticTeacher
 
 
@@ -23,15 +24,10 @@ def simulated_annotator(project: Project, teacher_name: str):
     return user
 
 
-def _judgeable(project: Project, item: Item):
-    from training import pipelines
-
-    return pipelines.pipeline_for(project).judgeable(item)
-
-
 def teacher_answer(project: Project, items: list[Item], teacher: SyntheticTeacher, rng) -> dict:
     """The teacher's answer for items in the order shown: {choice} or {ranking}."""
-    judgeables = [_judgeable(project, item) for item in items]
+    kind = kind_for(project)
+    judgeables = [kind.judgeable(item) for item in items]
     if len(items) == 2:
         return {"choice": teacher.judge(judgeables[0], judgeables[1], rng)}
     order = teacher.rank(judgeables, rng)

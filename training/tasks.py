@@ -1,10 +1,14 @@
-"""Celery tasks of the loop: thin, idempotent, acknowledged late; state lives on Run rows."""
+"""Celery tasks of the loop: thin, idempotent, acknowledged late; state lives on Run rows.
+
+One task per step of training.steps.STEPS, named and routed as declared there."""
 
 from celery import shared_task
 from celery.exceptions import Ignore
 from django.db import OperationalError
 
-from training import pipelines, services
+from training import services
+from training.kinds.registry import perform_step
+from training.steps import STEPS, Step
 
 # Each training step has its own time limit, below the broker's visibility timeout.
 STEP_OPTIONS = {
@@ -18,26 +22,19 @@ STEP_OPTIONS = {
 }
 
 
-def _run(step_id: int, work) -> bool:
-    try:
-        return services.execute_step(step_id=step_id, work=work)
-    except services.StepNotRunnable:
-        raise Ignore() from None  # running elsewhere, or the round failed: stop this chain
+def _step_task(step: Step):
+    def run_step(step_id: int) -> bool:
+        try:
+            return services.execute_step(step_id=step_id, work=perform_step)
+        except services.StepNotRunnable:
+            raise Ignore() from None  # running elsewhere, or the round failed: stop this chain
+
+    run_step.__name__ = run_step.__qualname__ = step.kind
+    run_step.__doc__ = f"Run the {step.kind} step of a round (its Run's id)."
+    return shared_task(name=step.task, **STEP_OPTIONS)(run_step)
 
 
-@shared_task(name="training.fit_reward_model", **STEP_OPTIONS)
-def fit_reward_model(step_id: int) -> bool:
-    return _run(step_id, pipelines.fit_reward_model)
-
-
-@shared_task(name="training.improve_policy", **STEP_OPTIONS)
-def improve_policy(step_id: int) -> bool:
-    return _run(step_id, pipelines.improve_policy)
-
-
-@shared_task(name="training.generate_comparisons", **STEP_OPTIONS)
-def generate_comparisons(step_id: int) -> bool:
-    return _run(step_id, pipelines.generate_comparisons)
+STEP_TASKS = {step.kind: _step_task(step) for step in STEPS}
 
 
 @shared_task(name="training.requeue_stale_runs", acks_late=True)

@@ -7,6 +7,7 @@ import pytest
 from labeling.models import Judgement
 from tests.browser.test_annotator_page import PASSWORD, log_in_and_open, shown_item_ids
 from training import services
+from training.runner import run_round_here
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -22,7 +23,7 @@ def test_pendulum_clips_play_in_sync_and_can_be_judged(
         config={"env_id": "Pendulum-v1", "segment_length": 20, "comparisons_per_round": 2},
     )
     # Round 1 run in this process: it renders the first clips.
-    services.run_round_here(services.start_round(project=project, trigger="test", enqueue=False))
+    run_round_here(services.start_round(project=project, trigger="test", enqueue=False))
 
     log_in_and_open(page, live_server, username="ann", slug="pendulum")
     shown = shown_item_ids(page)

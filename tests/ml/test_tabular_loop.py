@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import labeling.config  # noqa: F401  registers FrozenLakeNotSlippery-v1 with gymnasium
 from training.ml.bradley_terry import bradley_terry_loss
 from training.ml.tabular.dynamic_programming import deterministic_policy
 from training.ml.tabular.mdp import make_tabular_mdp

@@ -8,9 +8,12 @@ from django.core.files.storage import default_storage
 
 from labeling.models import Comparison, Item
 from tests.training.rounds import judge_all, wait_until_finished
-from training import pipelines, services, tabular, trajectory
+from training import artifacts, services
+from training.kinds import tabular, trajectory
+from training.kinds.registry import kind_for
 from training.ml.tabular.mdp import make_tabular_mdp
 from training.models import Policy, RewardModel, Run
+from training.runner import run_round_here
 
 LAKE = {
     "env_id": "FrozenLakeNotSlippery-v1",
@@ -28,9 +31,7 @@ GOAL = 15  # FrozenLake 4x4: states 0..15 row by row, the goal bottom right
 
 def _run_round_here(project) -> Run:
     """One round, its steps run in this process (no broker)."""
-    return services.run_round_here(
-        services.start_round(project=project, trigger="test", enqueue=False)
-    )
+    return run_round_here(services.start_round(project=project, trigger="test", enqueue=False))
 
 
 def _greedy_path(actions: np.ndarray, *, start: int = 0, max_steps: int = 50) -> list[int]:
@@ -89,10 +90,11 @@ def test_segments_are_stored_with_clips_of_segment_length_frames(make_project, m
     items = Item.objects.filter(project=project)
     assert items.count() == 4
     for item in items:
-        segment = trajectory.load_segment(item)
+        segment = artifacts.load_segment(item)
         rows = tabular.state_actions(segment)
         assert rows.shape == (config["segment_length"], 2)
-        assert segment.observations.shape == (config["segment_length"], 16)  # one-hot
+        assert segment.observations.shape == (config["segment_length"],)  # states, stored as is
+        assert np.array_equal(rows[:, 0], segment.observations)
         assert item.data["true_return"] == pytest.approx(float(segment.true_rewards.sum()))
         frames, _ = imageio_ffmpeg.count_frames_and_secs(default_storage.path(item.clip.name))
         assert frames == config["segment_length"]
@@ -136,13 +138,13 @@ def test_ucb_selection_keeps_its_state_between_rounds_and_learns_from_judged_pai
 
 
 @pytest.mark.django_db
-def test_tabular_algorithms_go_to_the_tabular_pipeline_and_the_others_to_the_neural_one(
+def test_tabular_algorithms_go_to_the_tabular_kind_and_the_others_to_the_neural_one(
     make_project,
 ):
     tabular_project = make_project(kind="trajectory", config=LAKE)
     neural_project = make_project(kind="trajectory", config={**LAKE, "algorithm": "ppo"})
-    assert pipelines.pipeline_for(tabular_project) is tabular
-    assert pipelines.pipeline_for(neural_project) is trajectory
+    assert kind_for(tabular_project) is tabular.KIND
+    assert kind_for(neural_project) is trajectory.KIND
 
 
 @pytest.mark.django_db

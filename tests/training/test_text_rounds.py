@@ -6,7 +6,7 @@ import pytest
 from labeling.models import Comparison, Item
 from tests.ml.lm_fixtures import demo_prompts, tiny_lm_dir
 from tests.training.rounds import judge_all, wait_until_finished
-from training import text
+from training import artifacts
 from training.ml.lm import lm
 from training.models import Policy, RewardModel, Run
 
@@ -47,7 +47,7 @@ def test_dpo_then_reward_model_and_policy_gradient_rounds_on_a_worker(
     fresh = Item.objects.filter(project=project, data__round=2)
     assert fresh.count() == 18 and all(i.data["policy_version"] == 1 for i in fresh)
 
-    with text.local_directory(dpo_policy.checkpoint) as path:
+    with artifacts.local_directory(dpo_policy.checkpoint) as path:
         model, _ = lm.load_policy(path)  # a Hugging Face model directory
         assert (path / "config.json").is_file() and model.config.model_type == "gpt2"
 
@@ -70,6 +70,7 @@ def test_a_text_policy_exports_as_a_model_directory(
     from django.core.management import call_command
 
     from training import services
+    from training.runner import run_round_here
 
     config = {
         "model_dir": str(tiny_lm_dir(tmp_path_factory)),
@@ -78,7 +79,7 @@ def test_a_text_policy_exports_as_a_model_directory(
         "comparisons_per_round": 2,
     }
     project = make_project("words", kind="text", config=config)
-    services.run_round_here(services.start_round(project=project, trigger="test", enqueue=False))
+    run_round_here(services.start_round(project=project, trigger="test", enqueue=False))
     initial = Policy.objects.get(project=project, version=0)
 
     call_command("export_policy", project="words", out=tmp_path / "exported")

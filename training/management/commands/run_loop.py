@@ -6,6 +6,7 @@ from labeling.models import Project
 from training import services
 from training.management.commands._teachers import add_teacher_arguments, teacher_from_options
 from training.models import Run
+from training.runner import run_round_here
 from training.simulation import simulate_judgements
 
 
@@ -57,7 +58,7 @@ class Command(BaseCommand):
                 bar.set_postfix_str(step.kind)
 
             try:
-                round_run = services.run_round_here(round_run, before_step=before_step)
+                round_run = run_round_here(round_run, before_step=before_step)
             except Exception as exc:
                 round_run.refresh_from_db()
                 raise CommandError(f"Round {round_run.number} failed: {round_run.error}") from exc

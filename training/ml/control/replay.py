@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -24,6 +23,7 @@ from training.ml.control.spaces import (
     encode_observations,
     to_env_actions,
 )
+from training.ml.envs import make_env
 from training.ml.seeding import torch_seeded
 
 
@@ -55,7 +55,7 @@ def collect_replayable_segments(
     """Roll ``policy`` out (stochastically; None = uniformly random actions) episode by
     episode and cut each episode into consecutive segments of ``segment_length`` steps
     (an episode's shorter remainder is dropped)."""
-    env = gym.make(env_id)
+    env = make_env(env_id)
     spec = action_spec_of(env.action_space)
     env.action_space.seed(seed)
     max_episodes = max_episodes or 100 * n_segments
@@ -111,7 +111,7 @@ def _episode_segments(env, policy, spec, *, seed: int, length: int, device) -> l
 def render_segment(*, env_id: str, replayable: ReplayableSegment) -> np.ndarray:
     """The segment's frames, (T, H, W, 3) uint8: frame t shows the state observed as
     ``segment.observations[t]``."""
-    env = gym.make(env_id, render_mode="rgb_array")
+    env = make_env(env_id, render_mode="rgb_array")
     frames = []
     try:
         env.reset(seed=replayable.episode_seed)

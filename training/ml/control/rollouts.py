@@ -25,6 +25,7 @@ from training.ml.control.spaces import (
     encode_observations,
     to_env_actions,
 )
+from training.ml.envs import register_platform_envs
 from training.ml.seeding import torch_seeded
 
 
@@ -70,6 +71,7 @@ def make_vector_env(env_id: str, *, num_envs: int, render: bool = False) -> gym.
     next episode's first one; the last observation is in ``info["final_obs"]``."""
     # render_mode only when rendering: not every environment's constructor takes it.
     render_kwargs = {"render_mode": "rgb_array"} if render else {}
+    register_platform_envs()
     return gym.make_vec(
         env_id,
         num_envs=num_envs,

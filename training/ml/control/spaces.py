@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from training.ml.envs import make_env
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -89,7 +91,7 @@ def observation_dim_of(space: gym.Space) -> int:
 
 def env_spaces(env_id: str) -> tuple[int, ActionSpec]:
     """(observation dim, ActionSpec) of a registered gymnasium environment."""
-    env = gym.make(env_id)
+    env = make_env(env_id)
     try:
         return observation_dim_of(env.observation_space), action_spec_of(env.action_space)
     finally:

@@ -145,11 +145,16 @@ class ComparisonGroup:
     p_first: tuple[float, ...]  # P[responses[i] ≻ responses[j]] per pair
 
 
-def comparison_groups(rankings: Sequence[Ranking | WeightedPair]) -> list[ComparisonGroup]:
-    """One group per ranking (all C(K,2) pairs, p = 1) or per weighted pair."""
+def comparison_groups(
+    rankings: Sequence[Ranking | WeightedPair | ComparisonGroup],
+) -> list[ComparisonGroup]:
+    """One group per ranking (all C(K,2) pairs, p = 1) or per weighted pair; a
+    ComparisonGroup is taken as it is."""
     groups = []
     for item in rankings:
-        if len(item) == 2:
+        if isinstance(item, ComparisonGroup):
+            groups.append(item)
+        elif len(item) == 2:
             prompt, responses = item
             if len(responses) < 2:
                 raise ValueError(f"A ranking needs K >= 2 responses, got {len(responses)}.")
@@ -240,7 +245,7 @@ def _evaluate(
 def fit_lm_reward_model(
     *,
     model: LMRewardModel,
-    rankings: Sequence[Ranking | WeightedPair],
+    rankings: Sequence[Ranking | WeightedPair | ComparisonGroup],
     epochs: int = LMRewardConfig.epochs,
     lr: float = LMRewardConfig.lr,
     batch_size: int = LMRewardConfig.batch_size,

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from training.ml.envs import make_env
+
 # A reward used INSTEAD of the env's: a function R(s, a, s'), or a table r̂[s, a] (S, A).
 RewardOverride = Callable[[int, int, int], float] | np.ndarray | None
 
@@ -158,7 +160,7 @@ def tabular_mdp_from_env(
 
 def make_tabular_mdp(*, env_id: str, env_kwargs: dict | None = None) -> TabularMDP:
     """`tabular_mdp_from_env` on `gymnasium.make(env_id, **env_kwargs)`; the env is closed."""
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, **(env_kwargs or {}))
     try:
         return tabular_mdp_from_env(env=env)
     finally:

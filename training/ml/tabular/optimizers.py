@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 
+from training.ml.envs import make_env
 from training.ml.tabular.dynamic_programming import (
     deterministic_policy,
     policy_evaluation_closed_form,
@@ -42,7 +42,7 @@ class TabularEnv:
 def tabular_env(env_id: str) -> TabularEnv:
     """Sizes and, for a toy-text env, the model of ``env_id``. Raises ValueError when its
     spaces are not Discrete."""
-    env = gym.make(env_id)
+    env = make_env(env_id)
     try:
         n_states, n_actions = discrete_sizes(env=env)
         has_model = isinstance(getattr(env.unwrapped, "P", None), dict)
@@ -81,7 +81,7 @@ def optimise_tabular_policy(
         config = MonteCarloControlConfig(gamma=gamma, episodes=episodes)
     else:
         config = TDControlConfig(gamma=gamma, episodes=episodes)
-    gym_env = gym.make(env.env_id)
+    gym_env = make_env(env.env_id)
     try:
         result = MODEL_FREE[algorithm](env=gym_env, seed=seed, config=config, reward=reward)
     finally:
@@ -113,7 +113,7 @@ def evaluate_tabular_policy(
     """(mean undiscounted true return per episode, mean r̂ per step) of π (S, A) over
     ``episodes`` episodes; each stops at the env's time limit or after ``max_steps`` (an env
     without a time limit, such as CliffWalking, and a policy that loops)."""
-    env = gym.make(env_id)
+    env = make_env(env_id)
     rng = np.random.default_rng(seed)
     true_returns, learned, steps = [], 0.0, 0
     try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from training.ml.envs import make_env
 from training.ml.tabular.episodes import discrete_sizes, sample_action
 from training.ml.tabular.mdp import tabular_mdp_from_env
 
@@ -94,7 +95,7 @@ def collect_tabular_segments(
         raise ValueError(
             f"exploring_start_fraction = {exploring_start_fraction}; it must lie in [0, 1]."
         )
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, **(env_kwargs or {}))
     try:
         n_states, n_actions = discrete_sizes(env=env)
         if policy is not None and np.shape(policy) != (n_states, n_actions):
@@ -152,7 +153,7 @@ def render_tabular_segment(
 ) -> np.ndarray:
     """The segment's frames, (k, H, W, 3) uint8, from the env's ``rgb_array`` mode: frame t
     shows state s_t (after termination, the terminal state the episode ended in)."""
-    env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+    env = make_env(env_id, render_mode="rgb_array", **(env_kwargs or {}))
     frames = []
     try:
         env.reset(seed=segment.episode_seed)

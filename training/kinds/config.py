@@ -1,0 +1,168 @@
+"""What a text or a trajectory project's ``config`` may say: frozen dataclasses that the
+training app registers with labeling's validator (``TrainingConfig.ready``).
+
+This module is cheap to import: the web process validates configs with it and asks after
+every judgement whether a project can train, and must not load torch to do so. gymnasium
+is imported only when an environment id is checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from core.errors import InvalidConfig, InvalidInput
+from labeling.config import (
+    MAX_K,
+    float_in,
+    int_in,
+    is_bool,
+    one_of,
+    optional_seed,
+    setting,
+)
+
+POLICY_GRADIENT_ALGORITHMS = ("reinforce", "a2c", "ppo")
+# Tabular algorithms need Discrete observations and actions; the model-based ones also need
+# the env's model, env.unwrapped.P (gymnasium's toy-text envs).
+MODEL_BASED_ALGORITHMS = ("policy_iteration", "value_iteration")
+TABULAR_ALGORITHMS = (*MODEL_BASED_ALGORITHMS, "mc_control", "sarsa", "q_learning")
+TRAJECTORY_ALGORITHMS = (*POLICY_GRADIENT_ALGORITHMS, *TABULAR_ALGORITHMS)
+TEXT_ALGORITHMS = ("dpo", "ppo", "reinforce")
+
+
+def _env_id(v: Any) -> str | None:
+    if not isinstance(v, str) or not v:
+        return f"must be a gymnasium environment id, got {v!r}"
+    if not _registered(v):
+        return f"{v!r} is not a registered gymnasium environment"
+    return None
+
+
+@lru_cache(maxsize=256)
+def _registered(env_id: str) -> bool:
+    from training.ml import envs  # gymnasium loads only when an env id is checked
+
+    return envs.is_registered(env_id)
+
+
+@lru_cache(maxsize=64)
+def _env_interface(env_id: str) -> tuple[bool, bool]:
+    from training.ml import envs
+
+    return envs.env_interface(env_id)
+
+
+def _prompts(v: Any) -> str | None:
+    if not isinstance(v, list) or not all(
+        isinstance(p, str) and p.strip() and "\x00" not in p for p in v
+    ):
+        return "must be a list of non-empty strings without NUL characters"
+    return None
+
+
+def _model_dir(v: Any) -> str | None:
+    if v in (None, ""):
+        return None
+    if not isinstance(v, str):
+        return f"must be a path to a local model directory, got {v!r}"
+    if not (Path(v) / "config.json").is_file():
+        return f"{v!r} is not a model directory (no config.json there)"
+    return None
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """A text project: a local causal LM, its prompts, how it samples and trains."""
+
+    model_dir: str | None = setting(None, _model_dir)
+    prompts: list[str] = setting([], _prompts)
+    k: int = setting(2, int_in(2, MAX_K))
+    temperature: float = setting(1.0, float_in(0.0, 10.0, open_low=True))
+    top_p: float = setting(1.0, float_in(0.0, 1.0, open_low=True))
+    max_new_tokens: int = setting(48, int_in(1, 4096))
+    algorithm: str = setting("dpo", one_of(*TEXT_ALGORITHMS))
+    beta: float = setting(0.1, float_in(0.0, 100.0, open_low=True))
+    comparisons_per_round: int = setting(32, int_in(1, 100_000))
+    seed: int | None = setting(0, optional_seed)
+
+    def missing_for_training(self) -> str | None:
+        """What the project must set before it can train, or None."""
+        if not self.model_dir:
+            return (
+                "has no config.model_dir: set it to a local Hugging Face causal LM directory "
+                "(manage.py build_demo_lm makes one) to train."
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    """A trajectory project: a gymnasium env, its segments and clips, how it trains."""
+
+    env_id: str = setting("Pendulum-v1", _env_id)
+    segment_length: int = setting(25, int_in(2, 10_000))
+    fps: int = setting(20, int_in(1, 120))
+    algorithm: str = setting("ppo", one_of(*TRAJECTORY_ALGORITHMS))
+    env_steps_per_round: int = setting(4096, int_in(1, 100_000_000))
+    comparisons_per_round: int = setting(16, int_in(1, 100_000))
+    selection: str = setting("disagreement", one_of("random", "disagreement", "ucb"))
+    ensemble_size: int = setting(3, int_in(1, 32))
+    render_clips: bool = setting(True, is_bool)
+    gamma: float = setting(0.99, float_in(0.0, 1.0))
+    seed: int | None = setting(0, optional_seed)
+
+    @property
+    def tabular(self) -> bool:
+        return self.algorithm in TABULAR_ALGORITHMS
+
+    def missing_for_training(self) -> str | None:
+        return None
+
+    def check(self) -> None:
+        """Checks across keys: the algorithm must suit the env and the selection."""
+        if self.selection == "ucb" and not self.tabular:
+            raise InvalidConfig(
+                "selection",
+                "'ucb' pair selection is implemented for the tabular algorithms "
+                f"({', '.join(TABULAR_ALGORITHMS)}); with {self.algorithm!r} use "
+                "'random' or 'disagreement'.",
+            )
+        if not self.tabular:
+            return
+        if self.gamma >= 1.0:
+            raise InvalidConfig(
+                "gamma",
+                f"{self.algorithm!r} optimises a learned reward, which may pay for looping "
+                "forever; use a discount below 1 (0.9 suits FrozenLake).",
+            )
+        try:
+            discrete, has_model = _env_interface(self.env_id)
+        except Exception as exc:  # a registered env whose dependencies are missing, say
+            raise InvalidConfig("env_id", f"{self.env_id!r} could not be created: {exc}") from None
+        if self.algorithm in MODEL_BASED_ALGORITHMS and not has_model:
+            raise InvalidConfig(
+                "algorithm",
+                f"{self.algorithm!r} needs the environment's model (env.unwrapped.P with "
+                f"Discrete observations and actions), which {self.env_id!r} does not expose. "
+                "Use a toy-text env (FrozenLake-v1, FrozenLakeNotSlippery-v1, "
+                "CliffWalking-v1, Taxi-v4), or a model-free algorithm: mc_control, sarsa, "
+                "q_learning for Discrete observations, reinforce, a2c, ppo otherwise.",
+            )
+        if not discrete:
+            raise InvalidConfig(
+                "algorithm",
+                f"{self.algorithm!r} is tabular and needs Discrete observations and actions; "
+                f"{self.env_id!r} has other spaces. Use reinforce, a2c or ppo.",
+            )
+
+
+CONFIG_TYPES = {"text": TextConfig, "trajectory": TrajectoryConfig}
+
+
+def check_trainable(slug: str, config: TextConfig | TrajectoryConfig) -> None:
+    """InvalidInput saying what is missing when project ``slug`` cannot train."""
+    if reason := config.missing_for_training():
+        raise InvalidInput(f"Project {slug!r} {reason}")

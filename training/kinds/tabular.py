@@ -1,0 +1,378 @@
+"""The tabular loop. A trajectory project whose ``algorithm`` is tabular (value_iteration,
+policy_iteration, mc_control, sarsa, q_learning) runs on an env with Discrete observations
+and actions, in practice gymnasium's toy-text envs (FrozenLake, CliffWalking, Taxi), whose model
+``env.unwrapped.P`` also lets us measure the learned reward exactly.
+
+Items are segments of (state, action) rows (training.ml.tabular.segments), stored as the
+other trajectory items are (artifacts.save_segment, the states as observations) with clips
+from the env's ``rgb_array`` mode. Checkpoints are .npy tables in Django's storage: a
+RewardModel's is r̂(s, a) (S, A), a Policy's is π(a|s) (S, A).
+
+- fit_reward_model: r̂ by the Bradley-Terry loss on every judged pair, r̂ = 0 on terminal
+  states (training.ml.tabular.reward). A second fit that holds out 20% of the pairs measures
+  ``reward/heldout_*``; the stored table is fitted on all of them.
+- improve_policy: ``algorithm`` against r̂, with discount ``gamma``: value or policy iteration
+  on the env's model with r̂ for its reward, or MC control / SARSA / Q-learning on the env
+  itself with r̂ instead of the env's reward, for ``env_steps_per_round`` episodes (the
+  model-free methods' unit is the episode, each capped by the env's time limit). ``regret``
+  is v*(start) − v^π̂(start) on the TRUE reward for π̂ optimal for r̂ (exact, by dynamic
+  programming on the model); ``policy/regret`` the same for the policy the algorithm found.
+- generate_comparisons: segments of the current policy mixed with ε = 0.3 random actions;
+  before any policy exists every segment starts in a random reachable state (exploring
+  starts), afterwards half of them do, so the comparisons cover the whole state space. Pairs
+  are chosen by ``selection``: ``random``; ``disagreement``, the most uncertain pairs under
+  the Laplace posterior of the BT fit (training.ml.tabular.selection says why not a bootstrap
+  ensemble of tables); or ``ucb``, UCB over quantile bins of that uncertainty
+  (training.ml.tabular.bandits.UCBPairSelector), whose arm reward is the surprise of a
+  judged pair, its BT loss under the reward model that chose it. The selector's state lives in the
+  ``selection/ucb_state`` metric of the generate_comparisons step that used it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from labeling.models import Comparison, Item, Judgement, Project
+from training import artifacts
+from training.artifacts import NewItem
+from training.kinds.config import TrajectoryConfig
+from training.ml.control.rollouts import Segment
+from training.ml.control.selection import random_pairs
+from training.ml.tabular.bandits import UCBPairSelector
+from training.ml.tabular.dynamic_programming import deterministic_policy
+from training.ml.tabular.optimizers import (
+    evaluate_tabular_policy,
+    optimise_tabular_policy,
+    start_value,
+    tabular_env,
+)
+from training.ml.tabular.reward import (
+    TabularRewardConfig,
+    fit_tabular_reward_model,
+    optimal_policy_regret,
+)
+from training.ml.tabular.segments import (
+    TabularSegment,
+    behaviour_policy,
+    collect_tabular_segments,
+    render_tabular_segment,
+)
+from training.ml.tabular.selection import (
+    preference_surprise,
+    preference_uncertainty,
+    state_action_counts,
+)
+from training.models import Policy, RewardModel, Run
+from training.steps import StepContext, StepResult, finite_metrics, record_version
+
+MIN_PAIRS_TO_FIT = 4
+REWARD_FIT = TabularRewardConfig()  # heldout_fraction 0.2 for the metrics fit
+EXPLORATION_EPSILON = 0.3  # share of random actions in the segments' behaviour policy
+EXPLORING_STARTS_WITHOUT_POLICY = 1.0
+EXPLORING_STARTS_WITH_POLICY = 0.5
+CANDIDATE_OVERSAMPLE = 4  # disagreement and ucb choose among 4 × n_pairs candidate pairs
+EVAL_EPISODES = 50
+SELECTION_CODES = {"random": 0, "disagreement": 1, "ucb": 2}
+UCB_STATE = "selection/ucb_state"
+
+
+def state_actions(segment: Segment) -> np.ndarray:
+    """(k, 2) int rows (s_t, a_t) of a stored segment (its observations are its states)."""
+    return np.stack(
+        [np.asarray(segment.observations, dtype=np.int64), np.asarray(segment.actions)], axis=1
+    ).astype(np.int64)
+
+
+def _latest_table(model, project: Project):
+    """(the newest row of ``model``, its table), or (None, None)."""
+    row = artifacts.latest(model, project)
+    return (row, artifacts.load_table(row)) if row is not None else (None, None)
+
+
+def _judged_arrays(project: Project, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every judged pair of segments of ``length`` steps as (segments_a, segments_b, p_a) of
+    shapes (N, k, 2), (N, k, 2), (N,); and how many pairs of another length were left out
+    (a project whose segment_length changed)."""
+    pairs = artifacts.judged_segments(project)
+    kept = [(a, b, p) for a, b, p, _ in pairs if len(a) == len(b) == length]
+    if not kept:
+        empty = np.zeros((0, length, 2), dtype=np.int64)
+        return empty, empty, np.zeros(0), len(pairs)
+    segments_a = np.stack([state_actions(a) for a, _, _ in kept])
+    segments_b = np.stack([state_actions(b) for _, b, _ in kept])
+    return segments_a, segments_b, np.array([p for _, _, p in kept]), len(pairs) - len(kept)
+
+
+def _stored_segment(project: Project, config: TrajectoryConfig, segment: TabularSegment):
+    files = {
+        "payload": artifacts.save_segment(
+            project,
+            Segment(
+                observations=segment.states,
+                actions=segment.actions,
+                true_rewards=segment.true_rewards.astype(np.float32),
+            ),
+        )
+    }
+    if config.render_clips:
+        frames = render_tabular_segment(env_id=config.env_id, segment=segment)
+        files |= artifacts.store_clip(project, frames, fps=config.fps)
+    return files
+
+
+def _updated_ucb_selector(project: Project, *, length: int) -> tuple[UCBPairSelector, dict]:
+    """The UCB selector of the last round that used one, updated with the surprise of the
+    pairs it chose that have been judged since (a pair only skipped earns 0; pairs nobody
+    judged are forgotten), and metrics of that update. A fresh selector when none exists."""
+    previous = (
+        Run.objects.filter(
+            project=project,
+            kind=Run.Kind.GENERATE_COMPARISONS,
+            status=Run.Status.SUCCEEDED,
+            metrics__has_key=UCB_STATE,
+        )
+        .order_by("-number")
+        .first()
+    )
+    if previous is None:
+        return UCBPairSelector(), {}
+    state = previous.metrics[UCB_STATE]
+    selector = UCBPairSelector.from_state(state)
+    chooser = RewardModel.objects.filter(
+        project=project, version=state["reward_model_version"]
+    ).first()
+    if chooser is None:
+        return selector, {}
+    chooser_reward = artifacts.load_table(chooser)
+    candidate_of = dict(
+        Comparison.objects.filter(
+            project=project, data__round=previous.number, data__has_key="ucb_candidate"
+        ).values_list("pk", "data__ucb_candidate")
+    )
+    comparison_of = dict(
+        Judgement.objects.filter(comparison_id__in=candidate_of).values_list("pk", "comparison_id")
+    )
+    losses: dict[int, list[float]] = {pk: [] for pk in sorted(set(comparison_of.values()))}
+    for a, b, p_a, pair in artifacts.judged_segments(project, comparison_ids=list(candidate_of)):
+        if len(a) == len(b) == length:
+            surprise = preference_surprise(
+                reward=chooser_reward,
+                segments_a=state_actions(a)[None],
+                segments_b=state_actions(b)[None],
+                p_a=np.array([p_a]),
+            )[0]
+            losses[comparison_of[pair.judgement_id]].append(float(surprise))
+    if not losses:
+        return selector, {}
+    indices = np.array([int(candidate_of[pk]) for pk in losses])
+    surprises = np.array([float(np.mean(found)) if found else 0.0 for found in losses.values()])
+    selector.update(indices, surprises)
+    return selector, {
+        "selection/ucb_updates": len(indices),
+        "selection/ucb_mean_surprise": float(np.mean(surprises)),
+    }
+
+
+class TabularKind:
+    name = "tabular"
+    config_type = TrajectoryConfig
+
+    def fit_reward_model(self, context: StepContext) -> StepResult:
+        project, config, step = context.project, context.config, context.step
+        env = tabular_env(config.env_id)
+        segments_a, segments_b, p_a, other_length = _judged_arrays(project, config.segment_length)
+        if len(p_a) < MIN_PAIRS_TO_FIT:
+            return StepResult({"reward/n_pairs": len(p_a), "reward/skipped": 1})
+        terminal = env.mdp.terminal if env.mdp is not None else None
+        pairs = {
+            "segments_a": segments_a,
+            "segments_b": segments_b,
+            "p_a": p_a,
+            "n_states": env.n_states,
+            "n_actions": env.n_actions,
+            "terminal": terminal,
+            "seed": context.seed,
+        }
+        measured = fit_tabular_reward_model(**pairs, config=REWARD_FIT)
+        context.progress(0.5)
+        fit = fit_tabular_reward_model(
+            **pairs, config=dataclasses.replace(REWARD_FIT, heldout_fraction=0.0)
+        )
+        context.progress(0.95)
+        visited = (
+            state_action_counts(
+                segments=np.concatenate([segments_a, segments_b]),
+                n_states=env.n_states,
+                n_actions=env.n_actions,
+            ).sum(axis=0)
+            > 0
+        ).reshape(env.n_states, env.n_actions)
+        running = ~terminal if terminal is not None else np.ones(env.n_states, dtype=bool)
+        metrics = finite_metrics(
+            {
+                "reward/n_pairs": len(p_a),
+                "reward/train_loss": fit.train_loss,
+                "reward/heldout_loss": measured.heldout_loss,
+                "reward/heldout_accuracy": measured.heldout_accuracy,  # absent when all ties
+                "reward/coverage": float(visited[running].mean()),  # (s, a) seen in a judged pair
+            }
+        )
+        if other_length:  # judged before segment_length changed: not used
+            metrics["reward/n_pairs_other_length"] = other_length
+        name = artifacts.store_table(project, "reward", fit.reward)
+
+        def commit() -> None:
+            record_version(RewardModel, project=project, checkpoint=name, metrics=metrics, run=step)
+
+        return StepResult(metrics, commit)
+
+    def improve_policy(self, context: StepContext) -> StepResult:
+        project, config, step = context.project, context.config, context.step
+        reward_row, reward = _latest_table(RewardModel, project)
+        if reward is None:
+            return StepResult({"policy/skipped": 1})
+        env = tabular_env(config.env_id)
+        seed, gamma = context.seed, config.gamma
+        actions, metrics = optimise_tabular_policy(
+            env=env,
+            algorithm=config.algorithm,
+            reward=reward,
+            gamma=gamma,
+            episodes=config.env_steps_per_round,
+            seed=seed,
+        )
+        context.progress(0.8)
+        policy = deterministic_policy(actions=actions, n_actions=env.n_actions)  # π(a|s) (S, A)
+        if env.mdp is not None:
+            learned_optimum = optimal_policy_regret(mdp=env.mdp, learned_reward=reward, gamma=gamma)
+            metrics["regret"] = learned_optimum.regret
+            metrics["policy/regret"] = learned_optimum.optimal_value - start_value(
+                mdp=env.mdp, actions=actions, gamma=gamma
+            )
+        true_return, learned_reward = evaluate_tabular_policy(
+            env_id=config.env_id,
+            policy=policy,
+            reward=reward,
+            episodes=EVAL_EPISODES,
+            seed=10_000 + seed,
+        )
+        metrics["charts/true_return"] = true_return
+        metrics["charts/mean_learned_reward"] = learned_reward
+        metrics["policy/reward_model_version"] = reward_row.version
+        metrics = finite_metrics(metrics)
+        name = artifacts.store_table(project, "policy", policy)
+
+        def commit() -> None:
+            record_version(Policy, project=project, checkpoint=name, metrics=metrics, run=step)
+
+        return StepResult(metrics, commit)
+
+    def generate_comparisons(self, context: StepContext) -> StepResult:
+        project, config, step = context.project, context.config, context.step
+        env = tabular_env(config.env_id)
+        seed = context.seed
+        rng = np.random.default_rng(seed)
+        n_pairs = config.comparisons_per_round
+        parent, policy = _latest_table(Policy, project)
+        reward_row, reward = _latest_table(RewardModel, project)
+        strategy = config.selection if reward is not None else "random"
+        oversample = 1 if strategy == "random" else CANDIDATE_OVERSAMPLE
+        learned = parent is not None and parent.version > 0  # version 0 is the random policy
+        segments = collect_tabular_segments(
+            env_id=config.env_id,
+            policy=behaviour_policy(policy=policy, epsilon=EXPLORATION_EPSILON)
+            if learned
+            else None,
+            n_segments=2 * n_pairs * oversample,
+            segment_length=config.segment_length,
+            seed=seed,
+            exploring_start_fraction=(
+                EXPLORING_STARTS_WITH_POLICY if learned else EXPLORING_STARTS_WITHOUT_POLICY
+            ),
+        )
+        metrics: dict = {}
+        pair_data: list[dict] = [{} for _ in range(n_pairs)]
+        if strategy == "random":
+            pairs = [(2 * i, 2 * i + 1) for i in range(n_pairs)]  # segments are i.i.d.
+        else:
+            candidates = random_pairs(len(segments), oversample * n_pairs, rng)
+            table = np.stack([s.state_actions for s in segments])  # (M, k, 2)
+            judged_a, judged_b, _, _ = _judged_arrays(project, config.segment_length)
+            uncertainty = preference_uncertainty(
+                reward=reward,
+                judged_a=judged_a,
+                judged_b=judged_b,
+                candidates_a=table[[a for a, _ in candidates]],
+                candidates_b=table[[b for _, b in candidates]],
+                weight_decay=REWARD_FIT.weight_decay,
+                terminal=env.mdp.terminal if env.mdp is not None else None,
+            )
+            if strategy == "disagreement":
+                chosen = np.argsort(-uncertainty, kind="stable")[:n_pairs]  # most uncertain first
+            else:
+                selector, metrics = _updated_ucb_selector(project, length=config.segment_length)
+                chosen = selector.select(uncertainty, n_pairs, rng)
+                metrics[UCB_STATE] = {
+                    **selector.to_state(),
+                    "reward_model_version": reward_row.version,
+                }
+                pair_data = [{"ucb_candidate": int(i)} for i in chosen]
+            pairs = [candidates[i] for i in chosen]
+            metrics["comparisons/mean_uncertainty"] = float(uncertainty[chosen].mean())
+        context.progress(0.1)
+
+        indices = sorted({i for pair in pairs for i in pair})
+        policy_version = parent.version if parent else 0
+        items = []
+        for n, index in enumerate(indices):
+            segment = segments[index]
+            data = {
+                "true_return": segment.true_return,
+                "policy_version": policy_version,
+                "episode_seed": segment.episode_seed,
+                "start_state": segment.start_state,
+            }
+            items.append(NewItem(data=data, files=_stored_segment(project, config, segment)))
+            context.progress(0.1 + 0.85 * (n + 1) / len(indices))
+        initial = None
+        if parent is None:  # version 0: the uniformly random policy that made these segments
+            initial = artifacts.store_table(
+                project, "policy", np.full((env.n_states, env.n_actions), 1.0 / env.n_actions)
+            )
+        position = {index: n for n, index in enumerate(indices)}
+
+        def commit() -> None:
+            if initial is not None:
+                artifacts.record_initial_policy(project=project, checkpoint=initial, run=step)
+            artifacts.create_comparisons(
+                project=project,
+                round_number=step.number,
+                items=items,
+                comparisons=[
+                    ((position[a], position[b]), data)
+                    for (a, b), data in zip(pairs, pair_data, strict=True)
+                ],
+            )
+
+        shown = [segments[i] for i in indices]
+        running = ~env.mdp.terminal if env.mdp is not None else np.ones(env.n_states, dtype=bool)
+        seen = np.zeros(env.n_states, dtype=bool)
+        seen[np.concatenate([s.states for s in shown])] = True
+        metrics.update(
+            {
+                "comparisons/created": len(pairs),
+                "comparisons/selection": SELECTION_CODES[strategy],
+                "comparisons/mean_true_return": float(np.mean([s.true_return for s in shown])),
+                "comparisons/state_coverage": float(seen[running].mean()),
+            }
+        )
+        return StepResult(metrics, commit)
+
+    def judgeable(self, item: Item) -> Segment:
+        """The item's segment, with its true rewards."""
+        return artifacts.load_segment(item)
+
+
+KIND = TabularKind()

@@ -1,0 +1,198 @@
+"""The trajectory loop (Christiano et al. 2017): a Bradley-Terry reward ensemble over
+(o, a), a policy-gradient optimiser against its normalised mean, and pairs of new segments
+chosen at random or by the ensemble's disagreement, with clips for the chosen ones only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labeling.models import Item, Project
+from training import artifacts
+from training.artifacts import NewItem
+from training.kinds.config import TrajectoryConfig
+from training.ml.control import checkpoints, replay, selection
+from training.ml.control.actor_critic import train_a2c
+from training.ml.control.policies import policy_for_env
+from training.ml.control.policy_gradient import train_reinforce
+from training.ml.control.ppo import train_ppo
+from training.ml.control.reward_models import (
+    NormalizedReward,
+    fit_reward_ensemble,
+    reward_ensemble_for_env,
+)
+from training.ml.control.rollouts import Segment, evaluate_policy
+from training.models import Policy, RewardModel
+from training.steps import StepContext, StepResult, finite_metrics, record_version
+
+OPTIMIZERS = {"reinforce": train_reinforce, "a2c": train_a2c, "ppo": train_ppo}
+MIN_PAIRS_TO_FIT = 4
+REWARD_EPOCHS = 40
+DISAGREEMENT_OVERSAMPLE = 4
+EVAL_EPISODES = 5
+
+
+def _load_reward_ensemble(project: Project):
+    """(the newest RewardModel row, its ensemble), or (None, None)."""
+    row = artifacts.latest(RewardModel, project)
+    if row is None:
+        return None, None
+    with artifacts.local_copy(row.checkpoint) as path:
+        return row, checkpoints.load_reward_ensemble(path)
+
+
+def _load_policy(project: Project, config: TrajectoryConfig, *, seed: int):
+    """(the newest Policy row or None, the policy): a fresh one before any round."""
+    row = artifacts.latest(Policy, project)
+    if row is None:
+        return None, policy_for_env(config.env_id, seed=seed)
+    with artifacts.local_copy(row.checkpoint) as path:
+        return row, checkpoints.load_policy(path)
+
+
+def _store_checkpoint(project: Project, kind: str, obj) -> str:
+    return artifacts.store_written_file(
+        project, kind, ".pt", lambda path: checkpoints.save_checkpoint(obj, path)
+    )
+
+
+class TrajectoryKind:
+    name = "trajectory"
+    config_type = TrajectoryConfig
+
+    def fit_reward_model(self, context: StepContext) -> StepResult:
+        project, config = context.project, context.config
+        pairs = [(a, b, p) for a, b, p, _ in artifacts.judged_segments(project)]
+        if len(pairs) < MIN_PAIRS_TO_FIT:
+            return StepResult({"reward/n_pairs": len(pairs), "reward/skipped": 1})
+        ensemble = reward_ensemble_for_env(
+            config.env_id, n_members=config.ensemble_size, seed=context.seed
+        )
+        fit = fit_reward_ensemble(
+            ensemble=ensemble,
+            pairs=pairs,
+            epochs=REWARD_EPOCHS,
+            seed=context.seed,
+            progress=lambda f: context.progress(0.95 * f),
+        )
+        metrics = {
+            "reward/n_pairs": len(pairs),
+            "reward/train_loss": fit.train_loss,
+            "reward/heldout_loss": fit.heldout_loss,
+            "reward/heldout_accuracy": fit.heldout_accuracy,
+        }
+        metrics = {k: v for k, v in metrics.items() if v is not None}
+        name = _store_checkpoint(project, "reward", ensemble)
+
+        def commit() -> None:
+            record_version(
+                RewardModel, project=project, checkpoint=name, metrics=metrics, run=context.step
+            )
+
+        return StepResult(metrics, commit)
+
+    def improve_policy(self, context: StepContext) -> StepResult:
+        project, config = context.project, context.config
+        reward_row, ensemble = _load_reward_ensemble(project)
+        if ensemble is None:
+            return StepResult({"policy/skipped": 1})
+        _, policy = _load_policy(project, config, seed=context.seed)
+        train_metrics = OPTIMIZERS[config.algorithm](
+            env_id=config.env_id,
+            policy=policy,
+            reward_fn=NormalizedReward(ensemble),
+            total_steps=config.env_steps_per_round,
+            seed=context.seed,
+            progress=lambda f: context.progress(0.9 * f),
+        )
+        true_return = evaluate_policy(
+            env_id=config.env_id, policy=policy, episodes=EVAL_EPISODES, seed=10_000 + context.seed
+        )
+        context.progress(0.97)
+        metrics = {
+            **finite_metrics(train_metrics),
+            "charts/true_return": float(true_return),
+            "policy/reward_model_version": reward_row.version,
+        }
+        name = _store_checkpoint(project, "policy", policy)
+
+        def commit() -> None:
+            record_version(
+                Policy, project=project, checkpoint=name, metrics=metrics, run=context.step
+            )
+
+        return StepResult(metrics, commit)
+
+    def generate_comparisons(self, context: StepContext) -> StepResult:
+        project, config, seed = context.project, context.config, context.seed
+        parent, policy = _load_policy(project, config, seed=seed)
+        n_pairs = config.comparisons_per_round
+        _, ensemble = _load_reward_ensemble(project)
+        strategy = config.selection if ensemble is not None else "random"
+        oversample = DISAGREEMENT_OVERSAMPLE if strategy == "disagreement" else 1
+        candidates = replay.collect_replayable_segments(
+            env_id=config.env_id,
+            policy=policy,
+            n_segments=2 * n_pairs * oversample,
+            segment_length=config.segment_length,
+            seed=seed,
+        )
+        segments = [c.segment for c in candidates]
+        if strategy == "disagreement":
+            pairs = selection.disagreement_pairs(
+                ensemble=ensemble,
+                segments=segments,
+                n_pairs=n_pairs,
+                oversample=oversample,
+                rng=np.random.default_rng(seed),
+            )
+        else:
+            pairs = [(2 * i, 2 * i + 1) for i in range(n_pairs)]  # candidates are i.i.d.
+        context.progress(0.1)
+        chosen = sorted({i for pair in pairs for i in pair})
+        policy_version = parent.version if parent else 0
+        items = []
+        for n, index in enumerate(chosen):
+            candidate = candidates[index]
+            files = {"payload": artifacts.save_segment(project, candidate.segment)}
+            if config.render_clips:
+                frames = replay.render_segment(env_id=config.env_id, replayable=candidate)
+                files |= artifacts.store_clip(project, frames, fps=config.fps)
+            data = {
+                "true_return": candidate.segment.true_return,
+                "policy_version": policy_version,
+                "episode_seed": candidate.episode_seed,
+                "start": candidate.start,
+            }
+            items.append(NewItem(data=data, files=files))
+            context.progress(0.1 + 0.85 * (n + 1) / len(chosen))
+        initial = None if parent else _store_checkpoint(project, "policy", policy)
+        position = {index: n for n, index in enumerate(chosen)}
+
+        def commit() -> None:
+            if initial is not None:
+                artifacts.record_initial_policy(
+                    project=project, checkpoint=initial, run=context.step
+                )
+            artifacts.create_comparisons(
+                project=project,
+                round_number=context.step.number,
+                items=items,
+                comparisons=[((position[a], position[b]), {}) for a, b in pairs],
+            )
+
+        metrics = {
+            "comparisons/created": len(pairs),
+            "comparisons/selection": {"random": 0, "disagreement": 1}[strategy],
+            "comparisons/mean_true_return": float(
+                np.mean([segments[i].true_return for i in chosen])
+            ),
+        }
+        return StepResult(metrics, commit)
+
+    def judgeable(self, item: Item) -> Segment:
+        """The item's segment, with its true rewards."""
+        return artifacts.load_segment(item)
+
+
+KIND = TrajectoryKind()
