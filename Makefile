@@ -41,9 +41,11 @@ faults: $(VENV)/.installed-dev
 fuzz: $(VENV)/.installed-dev
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/labeling/test_api_fuzz.py -v
 
+## lint: ruff, and the import contracts in pyproject.toml (layers, training.ml, no cycles).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

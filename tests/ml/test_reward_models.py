@@ -195,7 +195,7 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_old_one_whole(tm
     child = textwrap.dedent(
         f"""
         import io, os, signal, torch
-        from training.ml import checkpoints
+        from training.ml.control import checkpoints
         from training.ml.control.policies import policy_for_env
 
         def half_then_die(obj, f):
