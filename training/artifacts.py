@@ -29,6 +29,7 @@ from labeling.selectors import Preference, preferences
 from training.ml.control import clips
 from training.ml.control.rollouts import Segment
 from training.models import Policy, RewardModel, Run
+from training.steps import StepContext, StepResult
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -130,6 +131,21 @@ def judged_segments(
     ]
 
 
+def store_segment(
+    project: Project,
+    segment: Segment,
+    *,
+    frames: Callable[[], Sequence[np.ndarray]] | None,
+    fps: int,
+) -> dict[str, str]:
+    """An item's files: the segment ("payload") and, when ``frames`` renders it, its clip
+    and poster."""
+    files = {"payload": save_segment(project, segment)}
+    if frames is not None:
+        files |= store_clip(project, frames(), fps=fps)
+    return files
+
+
 def store_clip(project: Project, frames: Sequence[np.ndarray], *, fps: int) -> dict[str, str]:
     """An H.264 clip of ``frames`` and a poster of its first frame: {"clip", "poster"}."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,6 +184,34 @@ class NewItem:
     files: dict[str, str] = field(default_factory=dict)
 
 
+def new_comparisons(
+    context: StepContext,
+    metrics: dict,
+    *,
+    items: Sequence[NewItem],
+    comparisons: Sequence[tuple[Sequence[int], dict]],
+    initial_policy: str | None,
+) -> StepResult:
+    """The result of a generate_comparisons step: ``metrics``, and a commit that writes
+    ``items`` and the ``comparisons`` among them, each (indices into ``items``, extra data),
+    every row recording its round, and version 0 of the policy when ``initial_policy`` is
+    the checkpoint of the policy a project starts from."""
+
+    def commit() -> None:
+        if initial_policy is not None:
+            record_initial_policy(
+                project=context.project, checkpoint=initial_policy, run=context.step
+            )
+        create_comparisons(
+            project=context.project,
+            round_number=context.step.number,
+            items=items,
+            comparisons=comparisons,
+        )
+
+    return StepResult(metrics, commit)
+
+
 def create_comparisons(
     *,
     project: Project,
@@ -175,8 +219,7 @@ def create_comparisons(
     items: Sequence[NewItem],
     comparisons: Sequence[tuple[Sequence[int], dict]],
 ) -> None:
-    """Write ``items`` and the ``comparisons`` among them, each (indices into ``items``,
-    extra data); every row records the round that made it. Call inside a step's commit."""
+    """Write ``items`` and the ``comparisons`` among them (see new_comparisons)."""
     created = [
         Item.objects.create(
             project=project,

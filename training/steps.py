@@ -109,6 +109,30 @@ def finite_metrics(metrics: dict) -> dict[str, float]:
     }
 
 
+def reward_fit_metrics(counts: dict, *, train, heldout=None) -> dict:
+    """``counts``, then a reward model fit's train loss (of ``train``) and held-out loss and
+    accuracy (of ``heldout``, else ``train``); what a fit could not measure is left out."""
+    heldout = heldout or train
+    measured = {
+        "reward/train_loss": train.train_loss,
+        "reward/heldout_loss": heldout.heldout_loss,
+        "reward/heldout_accuracy": heldout.heldout_accuracy,  # absent when all were ties
+    }
+    return {**counts, **{k: v for k, v in measured.items() if v is not None}}
+
+
+def new_version(model, context: StepContext, *, checkpoint: str, metrics: dict) -> StepResult:
+    """The result of a step that made a new ``model`` (RewardModel or Policy) version: its
+    metrics, and a commit that records the version with its checkpoint."""
+
+    def commit() -> None:
+        record_version(
+            model, project=context.project, checkpoint=checkpoint, metrics=metrics, run=context.step
+        )
+
+    return StepResult(metrics, commit)
+
+
 def record_version(model, *, project: Project, checkpoint: str, metrics: dict, run: Run):
     """A new RewardModel or Policy version: the next number, the newest one as parent.
     Call inside the transaction that marks ``run`` succeeded (StepResult.commit)."""

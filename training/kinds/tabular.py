@@ -65,7 +65,7 @@ from training.ml.tabular.selection import (
     state_action_counts,
 )
 from training.models import Policy, RewardModel, Run
-from training.steps import StepContext, StepResult, finite_metrics, record_version
+from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
 
 MIN_PAIRS_TO_FIT = 4
 REWARD_FIT = TabularRewardConfig()  # heldout_fraction 0.2 for the metrics fit
@@ -106,20 +106,16 @@ def _judged_arrays(project: Project, length: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _stored_segment(project: Project, config: TrajectoryConfig, segment: TabularSegment):
-    files = {
-        "payload": artifacts.save_segment(
-            project,
-            Segment(
-                observations=segment.states,
-                actions=segment.actions,
-                true_rewards=segment.true_rewards.astype(np.float32),
-            ),
-        )
-    }
-    if config.render_clips:
-        frames = render_tabular_segment(env_id=config.env_id, segment=segment)
-        files |= artifacts.store_clip(project, frames, fps=config.fps)
-    return files
+    """The item's files: the segment with its states as observations, and its clip."""
+    stored = Segment(
+        observations=segment.states,
+        actions=segment.actions,
+        true_rewards=segment.true_rewards.astype(np.float32),
+    )
+    render = lambda: render_tabular_segment(env_id=config.env_id, segment=segment)  # noqa: E731
+    return artifacts.store_segment(
+        project, stored, frames=render if config.render_clips else None, fps=config.fps
+    )
 
 
 def _updated_ucb_selector(project: Project, *, length: int) -> tuple[UCBPairSelector, dict]:
@@ -180,7 +176,7 @@ class TabularKind:
     config_type = TrajectoryConfig
 
     def fit_reward_model(self, context: StepContext) -> StepResult:
-        project, config, step = context.project, context.config, context.step
+        project, config = context.project, context.config
         env = tabular_env(config.env_id)
         segments_a, segments_b, p_a, other_length = _judged_arrays(project, config.segment_length)
         if len(p_a) < MIN_PAIRS_TO_FIT:
@@ -210,26 +206,19 @@ class TabularKind:
             > 0
         ).reshape(env.n_states, env.n_actions)
         running = ~terminal if terminal is not None else np.ones(env.n_states, dtype=bool)
-        metrics = finite_metrics(
-            {
-                "reward/n_pairs": len(p_a),
-                "reward/train_loss": fit.train_loss,
-                "reward/heldout_loss": measured.heldout_loss,
-                "reward/heldout_accuracy": measured.heldout_accuracy,  # absent when all ties
-                "reward/coverage": float(visited[running].mean()),  # (s, a) seen in a judged pair
-            }
-        )
+        counts = {
+            "reward/n_pairs": len(p_a),
+            "reward/coverage": float(visited[running].mean()),  # (s, a) seen in a judged pair
+        }
+        metrics = finite_metrics(reward_fit_metrics(counts, train=fit, heldout=measured))
         if other_length:  # judged before segment_length changed: not used
             metrics["reward/n_pairs_other_length"] = other_length
         name = artifacts.store_table(project, "reward", fit.reward)
 
-        def commit() -> None:
-            record_version(RewardModel, project=project, checkpoint=name, metrics=metrics, run=step)
-
-        return StepResult(metrics, commit)
+        return new_version(RewardModel, context, checkpoint=name, metrics=metrics)
 
     def improve_policy(self, context: StepContext) -> StepResult:
-        project, config, step = context.project, context.config, context.step
+        project, config = context.project, context.config
         reward_row, reward = _latest_table(RewardModel, project)
         if reward is None:
             return StepResult({"policy/skipped": 1})
@@ -264,13 +253,10 @@ class TabularKind:
         metrics = finite_metrics(metrics)
         name = artifacts.store_table(project, "policy", policy)
 
-        def commit() -> None:
-            record_version(Policy, project=project, checkpoint=name, metrics=metrics, run=step)
-
-        return StepResult(metrics, commit)
+        return new_version(Policy, context, checkpoint=name, metrics=metrics)
 
     def generate_comparisons(self, context: StepContext) -> StepResult:
-        project, config, step = context.project, context.config, context.step
+        project, config = context.project, context.config
         env = tabular_env(config.env_id)
         seed = context.seed
         rng = np.random.default_rng(seed)
@@ -343,19 +329,6 @@ class TabularKind:
             )
         position = {index: n for n, index in enumerate(indices)}
 
-        def commit() -> None:
-            if initial is not None:
-                artifacts.record_initial_policy(project=project, checkpoint=initial, run=step)
-            artifacts.create_comparisons(
-                project=project,
-                round_number=step.number,
-                items=items,
-                comparisons=[
-                    ((position[a], position[b]), data)
-                    for (a, b), data in zip(pairs, pair_data, strict=True)
-                ],
-            )
-
         shown = [segments[i] for i in indices]
         running = ~env.mdp.terminal if env.mdp is not None else np.ones(env.n_states, dtype=bool)
         seen = np.zeros(env.n_states, dtype=bool)
@@ -368,7 +341,16 @@ class TabularKind:
                 "comparisons/state_coverage": float(seen[running].mean()),
             }
         )
-        return StepResult(metrics, commit)
+        return artifacts.new_comparisons(
+            context,
+            metrics,
+            items=items,
+            comparisons=[
+                ((position[a], position[b]), data)
+                for (a, b), data in zip(pairs, pair_data, strict=True)
+            ],
+            initial_policy=initial,
+        )
 
     def judgeable(self, item: Item) -> Segment:
         """The item's segment, with its true rewards."""

@@ -30,7 +30,7 @@ from training.ml.lm.lm_reward import (
 )
 from training.ml.lm.text_teacher import lexicon_score, load_lexicon, text_judgeable
 from training.models import Policy, RewardModel
-from training.steps import StepContext, StepResult, finite_metrics, record_version
+from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
 
 MIN_JUDGEMENTS_TO_FIT = 4
 REWARD_EPOCHS = 3
@@ -141,23 +141,12 @@ class TextKind:
             seed=context.seed,
             progress=lambda f: context.progress(0.9 * f),
         )
-        metrics = {
-            "reward/n_judgements": len(groups),
-            "reward/train_loss": fit.train_loss,
-            "reward/heldout_loss": fit.heldout_loss,
-            "reward/heldout_accuracy": fit.heldout_accuracy,
-        }
-        metrics = {k: v for k, v in metrics.items() if v is not None}
+        metrics = reward_fit_metrics({"reward/n_judgements": len(groups)}, train=fit)
         name = artifacts.store_directory(
             project, "reward", lambda directory: save_lm_reward_model(model, directory)
         )
 
-        def commit() -> None:
-            record_version(
-                RewardModel, project=project, checkpoint=name, metrics=metrics, run=context.step
-            )
-
-        return StepResult(metrics, commit)
+        return new_version(RewardModel, context, checkpoint=name, metrics=metrics)
 
     def improve_policy(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
@@ -204,12 +193,7 @@ class TextKind:
         }
         name = _store_policy(project, policy, tokenizer)
 
-        def commit() -> None:
-            record_version(
-                Policy, project=project, checkpoint=name, metrics=metrics, run=context.step
-            )
-
-        return StepResult(metrics, commit)
+        return new_version(Policy, context, checkpoint=name, metrics=metrics)
 
     def generate_comparisons(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
@@ -236,20 +220,13 @@ class TextKind:
             first = len(items)
             items.extend(NewItem(data=data, prompt=prompt, text=text) for text in responses)
             comparisons.append((range(first, len(items)), {}))
-
-        def commit() -> None:
-            if initial is not None:
-                artifacts.record_initial_policy(
-                    project=project, checkpoint=initial, run=context.step
-                )
-            artifacts.create_comparisons(
-                project=project,
-                round_number=context.step.number,
-                items=items,
-                comparisons=comparisons,
-            )
-
-        return StepResult({"comparisons/created": len(prompts)}, commit)
+        return artifacts.new_comparisons(
+            context,
+            {"comparisons/created": len(prompts)},
+            items=items,
+            comparisons=comparisons,
+            initial_policy=initial,
+        )
 
     def judgeable(self, item: Item):
         """The response, scored by the sentiment lexicon."""

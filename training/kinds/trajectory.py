@@ -23,7 +23,7 @@ from training.ml.control.reward_models import (
 )
 from training.ml.control.rollouts import Segment, evaluate_policy
 from training.models import Policy, RewardModel
-from training.steps import StepContext, StepResult, finite_metrics, record_version
+from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
 
 OPTIMIZERS = {"reinforce": train_reinforce, "a2c": train_a2c, "ppo": train_ppo}
 MIN_PAIRS_TO_FIT = 4
@@ -75,21 +75,10 @@ class TrajectoryKind:
             seed=context.seed,
             progress=lambda f: context.progress(0.95 * f),
         )
-        metrics = {
-            "reward/n_pairs": len(pairs),
-            "reward/train_loss": fit.train_loss,
-            "reward/heldout_loss": fit.heldout_loss,
-            "reward/heldout_accuracy": fit.heldout_accuracy,
-        }
-        metrics = {k: v for k, v in metrics.items() if v is not None}
+        metrics = reward_fit_metrics({"reward/n_pairs": len(pairs)}, train=fit)
         name = _store_checkpoint(project, "reward", ensemble)
 
-        def commit() -> None:
-            record_version(
-                RewardModel, project=project, checkpoint=name, metrics=metrics, run=context.step
-            )
-
-        return StepResult(metrics, commit)
+        return new_version(RewardModel, context, checkpoint=name, metrics=metrics)
 
     def improve_policy(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
@@ -116,12 +105,7 @@ class TrajectoryKind:
         }
         name = _store_checkpoint(project, "policy", policy)
 
-        def commit() -> None:
-            record_version(
-                Policy, project=project, checkpoint=name, metrics=metrics, run=context.step
-            )
-
-        return StepResult(metrics, commit)
+        return new_version(Policy, context, checkpoint=name, metrics=metrics)
 
     def generate_comparisons(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
@@ -154,10 +138,16 @@ class TrajectoryKind:
         items = []
         for n, index in enumerate(chosen):
             candidate = candidates[index]
-            files = {"payload": artifacts.save_segment(project, candidate.segment)}
-            if config.render_clips:
-                frames = replay.render_segment(env_id=config.env_id, replayable=candidate)
-                files |= artifacts.store_clip(project, frames, fps=config.fps)
+            files = artifacts.store_segment(
+                project,
+                candidate.segment,
+                frames=(
+                    (lambda c=candidate: replay.render_segment(env_id=config.env_id, replayable=c))
+                    if config.render_clips
+                    else None
+                ),
+                fps=config.fps,
+            )
             data = {
                 "true_return": candidate.segment.true_return,
                 "policy_version": policy_version,
@@ -169,18 +159,6 @@ class TrajectoryKind:
         initial = None if parent else _store_checkpoint(project, "policy", policy)
         position = {index: n for n, index in enumerate(chosen)}
 
-        def commit() -> None:
-            if initial is not None:
-                artifacts.record_initial_policy(
-                    project=project, checkpoint=initial, run=context.step
-                )
-            artifacts.create_comparisons(
-                project=project,
-                round_number=context.step.number,
-                items=items,
-                comparisons=[((position[a], position[b]), {}) for a, b in pairs],
-            )
-
         metrics = {
             "comparisons/created": len(pairs),
             "comparisons/selection": {"random": 0, "disagreement": 1}[strategy],
@@ -188,7 +166,13 @@ class TrajectoryKind:
                 np.mean([segments[i].true_return for i in chosen])
             ),
         }
-        return StepResult(metrics, commit)
+        return artifacts.new_comparisons(
+            context,
+            metrics,
+            items=items,
+            comparisons=[((position[a], position[b]), {}) for a, b in pairs],
+            initial_policy=initial,
+        )
 
     def judgeable(self, item: Item) -> Segment:
         """The item's segment, with its true rewards."""
