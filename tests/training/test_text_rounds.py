@@ -4,7 +4,7 @@ text project on a tiny language model, on real PostgreSQL."""
 import pytest
 
 from labeling.models import Comparison, Item
-from tests.ml.lm_fixtures import demo_prompts, tiny_lm_dir
+from tests.ml.lm.lm_fixtures import demo_prompts, tiny_lm_dir
 from tests.training.rounds import judge_all, wait_until_finished
 from training import artifacts
 from training.ml.lm import lm

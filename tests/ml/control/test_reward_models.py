@@ -209,7 +209,7 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_old_one_whole(tm
         checkpoints.save_checkpoint(policy_for_env("Pendulum-v1", seed=4), {str(path)!r})
         """
     )
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     done = subprocess.run([sys.executable, "-c", child], cwd=repo, capture_output=True)
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # the killed write

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.ml.lm_fixtures import demo_prompts, load_tiny_lm
+from tests.ml.lm.lm_fixtures import demo_prompts, load_tiny_lm
 from training.ml.lm.lm import frozen_copy, sample_responses
 from training.ml.lm.lm_policy_gradient import (
     kl_to_reference,

@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-from tests.ml.lm_fixtures import demo_prompts, load_tiny_lm
+from tests.ml.lm.lm_fixtures import demo_prompts, load_tiny_lm
 from training.ml.lm.dpo import dpo_loss, train_dpo
 from training.ml.lm.lm import frozen_copy, sequence_logprobs
 

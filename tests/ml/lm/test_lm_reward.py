@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from tests.ml.lm_fixtures import demo_prompts, load_tiny_lm
+from tests.ml.lm.lm_fixtures import demo_prompts, load_tiny_lm
 from training.ml.bradley_terry import bradley_terry_loss
 from training.ml.lm.lm_reward import (
     LMRewardModel,

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from tests.ml.lm_fixtures import demo_prompts, load_tiny_lm, tiny_lm_dir
+from tests.ml.lm.lm_fixtures import demo_prompts, load_tiny_lm, tiny_lm_dir
 from training.ml.lm.demo_lm import DEMO_CORPUS, DEMO_PROMPTS, read_prompts
 from training.ml.lm.lm import (
     collate_prompt_response,
