@@ -4,7 +4,8 @@ rows, and re-send rounds that went stale.
 A round is the steps of training.steps.STEPS, each a Celery task on its own queue. A step
 is claimed with a conditional update before any work, computes outside any transaction,
 then writes its outputs and its success in one transaction; a redelivered step that
-already succeeded does nothing. Rounds of one project never overlap (a partial unique index says so).
+already succeeded does nothing. Rounds of one project never overlap (a partial unique
+index says so).
 """
 
 from __future__ import annotations
