@@ -32,6 +32,26 @@ def setting(default: Any, check: Check) -> Any:
     return dataclasses.field(default=default, metadata={"check": check})
 
 
+def setting_group(keys: dict[str, Check]) -> Any:
+    """A config field holding an object of optional overrides (say an optimiser's
+    hyperparameters), each key with its check; a bad one is named ``field.key``."""
+    return dataclasses.field(default_factory=dict, metadata={"check": _is_object, "keys": keys})
+
+
+def _is_object(v: Any) -> str | None:
+    return None if isinstance(v, dict) else f"must be a JSON object, got {v!r}"
+
+
+def _check_group(name: str, value: dict, keys: dict[str, Check]) -> None:
+    for key, item in value.items():
+        if key not in keys:
+            raise InvalidConfig(
+                f"{name}.{key}", f"unknown key; known keys: {', '.join(sorted(keys))}"
+            )
+        if error := keys[key](item):
+            raise InvalidConfig(f"{name}.{key}", error)
+
+
 def register_config(kind: str, config_type: type) -> None:
     """Validate configs of projects of ``kind`` against ``config_type`` (idempotent)."""
     _CONFIG_TYPES[kind] = config_type
@@ -54,6 +74,8 @@ def parse_config(config_type: type[T], raw: Any, *, kind: str = "") -> T:
     for name, field in fields.items():
         if name in raw and (error := field.metadata["check"](raw[name])):
             raise InvalidConfig(name, error)
+        if name in raw and "keys" in field.metadata:
+            _check_group(name, raw[name], field.metadata["keys"])
     config = config_type(**raw)
     for name, field in fields.items():  # the defaults pass their own checks too
         if name not in raw and (error := field.metadata["check"](getattr(config, name))):
@@ -121,7 +143,13 @@ def is_bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
 
 
-def optional_seed(v: Any) -> str | None:
-    if v is None:
-        return None
-    return int_in(0, 2**31 - 1)(v)
+def optional(check: Check) -> Check:
+    """``check``, or null."""
+
+    def checked(v: Any) -> str | None:
+        return None if v is None else check(v)
+
+    return checked
+
+
+optional_seed = optional(int_in(0, 2**31 - 1))

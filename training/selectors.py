@@ -12,7 +12,7 @@ from training.models import Run
 # What the dashboard plots, per round, when a round's steps report it: (metric, title).
 PLOTTED_METRICS = [
     ("reward/heldout_accuracy", "Reward model held-out accuracy"),
-    ("charts/true_return", "Policy's true return (the env's own reward)"),
+    ("charts/true_return", "Policy's true return (env reward, ± s.e.)"),
     ("charts/mean_learned_reward", "Mean learned reward"),
     ("regret", "Regret of the learned reward's optimal policy"),
     ("policy/regret", "Regret of the trained policy (true reward)"),
@@ -50,11 +50,23 @@ def round_history(project: Project) -> list[dict]:
     return history
 
 
-def plotted_series(history: list[dict]) -> list[tuple[str, str, list[int], list[float]]]:
-    """(metric, title, rounds, values) for each plotted metric that some round reports."""
+def plotted_series(
+    history: list[dict],
+) -> list[tuple[str, str, list[int], list[float], list[float] | None]]:
+    """(metric, title, rounds, values, standard errors or None) for each plotted metric that
+    some round reports; a metric's standard error is the metric named ``<metric>_se``."""
     series = []
     for metric, title in PLOTTED_METRICS:
-        points = [(row["round"], row[metric]) for row in history if metric in row]
-        if points:
-            series.append((metric, title, [p[0] for p in points], [p[1] for p in points]))
+        rows = [row for row in history if metric in row]
+        if rows:
+            errors = [row.get(f"{metric}_se", 0.0) for row in rows]
+            series.append(
+                (
+                    metric,
+                    title,
+                    [row["round"] for row in rows],
+                    [row[metric] for row in rows],
+                    errors if any(f"{metric}_se" in row for row in rows) else None,
+                )
+            )
     return series

@@ -52,9 +52,9 @@ def learning_curves_png(request, slug: str):
     columns = min(3, len(series))
     rows = (len(series) + columns - 1) // columns
     figure = Figure(figsize=(4.2 * columns, 3.0 * rows), dpi=100, layout="constrained")
-    for i, (_metric, title, rounds, values) in enumerate(series):
+    for i, (_metric, title, rounds, values, errors) in enumerate(series):
         axes = figure.add_subplot(rows, columns, i + 1)
-        axes.plot(rounds, values, marker="o", color="#2457d6")
+        axes.errorbar(rounds, values, yerr=errors, marker="o", color="#2457d6", capsize=3)
         axes.set_title(title, fontsize=10)
         axes.set_xlabel("round")
         axes.grid(alpha=0.3)

@@ -311,6 +311,13 @@ def test_project_create_with_a_bad_field_is_400_naming_the_field(staff, client_f
         pytest.param("trajectory", {"k": 3}, "k", id="text-key-on-trajectory"),
         pytest.param("trajectory", {"render_clips": "yes"}, "render_clips", id="not-a-bool"),
         pytest.param("trajectory", {"seed": -1}, "seed", id="negative-seed"),
+        pytest.param("trajectory", {"eval_episodes": 0}, "eval_episodes", id="no-eval-episodes"),
+        pytest.param("trajectory", {"ppo": 3}, "ppo", id="hyperparameters-not-an-object"),
+        pytest.param("trajectory", {"ppo": {"lr": 1e-3}}, "ppo.lr", id="unknown-hyperparameter"),
+        pytest.param(
+            "trajectory", {"ppo": {"learning_rate": -1}}, "ppo.learning_rate", id="negative-lr"
+        ),
+        pytest.param("trajectory", {"a2c": {"num_envs": 0}}, "a2c.num_envs", id="a2c-no-envs"),
     ],
 )
 def test_project_create_with_a_bad_config_is_400_naming_the_key(

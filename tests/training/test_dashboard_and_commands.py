@@ -4,6 +4,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import Judgement
+from training import artifacts
+from training.ml.control import checkpoints
 from training.models import Policy, RewardModel, Run
 
 TINY = {
@@ -15,6 +17,8 @@ TINY = {
     "ensemble_size": 2,
     "render_clips": False,
     "seed": 3,
+    "eval_episodes": 2,
+    "ppo": {"num_envs": 4, "num_steps": 128, "num_minibatches": 4},  # small, for speed
 }
 
 
@@ -32,6 +36,19 @@ def test_run_loop_with_a_teacher_runs_rounds_and_judges_their_comparisons(looped
     assert RewardModel.objects.filter(project=looped_project).count() == 2  # rounds 2 and 3
     assert Policy.objects.filter(project=looped_project).count() == 3  # initial, then 2
     assert not Run.objects.filter(project=looped_project, kind="round", trigger="judgements")
+
+
+def test_training_continues_across_rounds_with_the_optimiser_state_in_the_checkpoint(
+    looped_project,
+):
+    def adam_steps(version: int) -> float:
+        policy = Policy.objects.get(project=looped_project, version=version)
+        with artifacts.local_copy(policy.checkpoint) as path:
+            state = checkpoints.load_training_state(path)
+        return float(next(iter(state.optimizer["state"].values()))["step"])
+
+    # Rounds 2 and 3 train the same number of updates; round 3 starts where round 2 ended.
+    assert adam_steps(2) == 2 * adam_steps(1) > 0
 
 
 def test_dashboard_plots_the_rounds_for_staff_only(looped_project, client, make_user):

@@ -20,8 +20,10 @@ from labeling.config import (
     int_in,
     is_bool,
     one_of,
+    optional,
     optional_seed,
     setting,
+    setting_group,
 )
 
 POLICY_GRADIENT_ALGORITHMS = ("reinforce", "a2c", "ppo")
@@ -31,6 +33,45 @@ MODEL_BASED_ALGORITHMS = ("policy_iteration", "value_iteration")
 TABULAR_ALGORITHMS = (*MODEL_BASED_ALGORITHMS, "mc_control", "sarsa", "q_learning")
 TRAJECTORY_ALGORITHMS = (*POLICY_GRADIENT_ALGORITHMS, *TABULAR_ALGORITHMS)
 TEXT_ALGORITHMS = ("dpo", "ppo", "reinforce")
+
+
+# Optimiser hyperparameters a trajectory project may override, per algorithm (the fields of
+# training.ml.control's PPOConfig, A2CConfig and ReinforceConfig but gamma, which is the
+# project's own key). What is not given takes the defaults of the env's action-space family
+# (training.kinds.trajectory.OPTIMIZER_DEFAULTS).
+_RATE = float_in(0.0, 1.0, open_low=True)
+_COEF = float_in(0.0, 100.0)
+PPO_KEYS = {
+    "num_envs": int_in(1, 256),
+    "num_steps": int_in(1, 100_000),
+    "gae_lambda": float_in(0.0, 1.0),
+    "learning_rate": _RATE,
+    "update_epochs": int_in(1, 1000),
+    "num_minibatches": int_in(1, 100_000),
+    "clip_coef": float_in(0.0, 10.0, open_low=True),
+    "kl_coef": _COEF,
+    "kl_target": optional(float_in(0.0, 10.0, open_low=True)),
+    "ent_coef": _COEF,
+    "vf_coef": _COEF,
+    "max_grad_norm": float_in(0.0, 1e6, open_low=True),
+    "normalize_advantages": is_bool,
+}
+A2C_KEYS = {
+    "num_envs": int_in(1, 256),
+    "num_steps": int_in(1, 100_000),
+    "learning_rate": _RATE,
+    "vf_coef": _COEF,
+    "ent_coef": _COEF,
+    "max_grad_norm": float_in(0.0, 1e6, open_low=True),
+    "normalize_advantages": is_bool,
+}
+REINFORCE_KEYS = {
+    "num_envs": int_in(1, 256),
+    "learning_rate": _RATE,
+    "vf_coef": _COEF,
+    "ent_coef": _COEF,
+    "normalize_advantages": is_bool,
+}
 
 
 def _env_id(v: Any) -> str | None:
@@ -113,6 +154,10 @@ class TrajectoryConfig:
     render_clips: bool = setting(True, is_bool)
     gamma: float = setting(0.99, float_in(0.0, 1.0))
     seed: int | None = setting(0, optional_seed)
+    eval_episodes: int = setting(20, int_in(1, 1000))
+    ppo: dict = setting_group(PPO_KEYS)
+    a2c: dict = setting_group(A2C_KEYS)
+    reinforce: dict = setting_group(REINFORCE_KEYS)
 
     @property
     def tabular(self) -> bool:

@@ -12,24 +12,47 @@ from training import artifacts
 from training.artifacts import NewItem
 from training.kinds.config import TrajectoryConfig
 from training.ml.control import checkpoints, replay, selection
-from training.ml.control.actor_critic import train_a2c
-from training.ml.control.policies import policy_for_env
-from training.ml.control.policy_gradient import train_reinforce
-from training.ml.control.ppo import train_ppo
+from training.ml.control.actor_critic import A2CConfig, train_a2c
+from training.ml.control.policies import ActorCritic, policy_for_env
+from training.ml.control.policy_gradient import ReinforceConfig, train_reinforce
+from training.ml.control.ppo import PPOConfig, train_ppo
 from training.ml.control.reward_models import (
     NormalizedReward,
     fit_reward_ensemble,
     reward_ensemble_for_env,
 )
-from training.ml.control.rollouts import Segment, evaluate_policy
+from training.ml.control.rollouts import Segment, episode_returns
+from training.ml.control.training_state import TrainingState
 from training.models import Policy, RewardModel
 from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
 
 OPTIMIZERS = {"reinforce": train_reinforce, "a2c": train_a2c, "ppo": train_ppo}
+OPTIMIZER_CONFIGS = {"reinforce": ReinforceConfig, "a2c": A2CConfig, "ppo": PPOConfig}
+# Hyperparameters by action-space family, under the project's own overrides (config.ppo,
+# config.a2c, config.reinforce). Discrete: the optimisers' defaults, tuned on CartPole-v1
+# (tests/ml). Continuous PPO: the PPO paper's MuJoCo settings (Schulman et al. 2017,
+# Table 3: horizon 2048 = 8 envs × 256 steps, Adam 3e-4, 10 epochs, minibatches of 64,
+# λ = 0.95) with the plain clipped objective (no KL penalty).
+OPTIMIZER_DEFAULTS = {
+    "discrete": {"ppo": {}, "a2c": {}, "reinforce": {}},
+    "continuous": {
+        "ppo": {
+            "num_envs": 8,
+            "num_steps": 256,
+            "learning_rate": 3e-4,
+            "update_epochs": 10,
+            "num_minibatches": 32,
+            "gae_lambda": 0.95,
+            "kl_coef": 0.0,
+            "kl_target": None,
+        },
+        "a2c": {},
+        "reinforce": {},
+    },
+}
 MIN_PAIRS_TO_FIT = 4
 REWARD_EPOCHS = 40
 DISAGREEMENT_OVERSAMPLE = 4
-EVAL_EPISODES = 5
 
 
 def _load_reward_ensemble(project: Project):
@@ -42,18 +65,42 @@ def _load_reward_ensemble(project: Project):
 
 
 def _load_policy(project: Project, config: TrajectoryConfig, *, seed: int):
-    """(the newest Policy row or None, the policy): a fresh one before any round."""
+    """(the newest Policy row or None, the policy, its optimiser's TrainingState): a fresh
+    policy and an empty state before any round."""
     row = artifacts.latest(Policy, project)
     if row is None:
-        return None, policy_for_env(config.env_id, seed=seed)
+        return None, policy_for_env(config.env_id, seed=seed), TrainingState()
     with artifacts.local_copy(row.checkpoint) as path:
-        return row, checkpoints.load_policy(path)
+        return row, checkpoints.load_policy(path), checkpoints.load_training_state(path)
 
 
-def _store_checkpoint(project: Project, kind: str, obj) -> str:
+def _store_checkpoint(project: Project, kind: str, obj, training_state=None) -> str:
     return artifacts.store_written_file(
-        project, kind, ".pt", lambda path: checkpoints.save_checkpoint(obj, path)
+        project,
+        kind,
+        ".pt",
+        lambda path: checkpoints.save_checkpoint(obj, path, training_state=training_state),
     )
+
+
+def optimizer_config(config: TrajectoryConfig, policy: ActorCritic):
+    """The optimiser's hyperparameters: the family's defaults, the project's overrides,
+    and the project's discount γ."""
+    family = "discrete" if policy.config.action_spec.discrete else "continuous"
+    overrides = getattr(config, config.algorithm)
+    return OPTIMIZER_CONFIGS[config.algorithm](
+        **{**OPTIMIZER_DEFAULTS[family][config.algorithm], **overrides, "gamma": config.gamma}
+    )
+
+
+def evaluation_metrics(config: TrajectoryConfig, policy: ActorCritic, *, seed: int) -> dict:
+    """The policy's true return over ``eval_episodes`` deterministic episodes, with its
+    standard error."""
+    returns = episode_returns(
+        env_id=config.env_id, policy=policy, episodes=config.eval_episodes, seed=seed
+    )
+    se = float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else 0.0
+    return {"charts/true_return": float(returns.mean()), "charts/true_return_se": se}
 
 
 class TrajectoryKind:
@@ -85,31 +132,31 @@ class TrajectoryKind:
         reward_row, ensemble = _load_reward_ensemble(project)
         if ensemble is None:
             return StepResult({"policy/skipped": 1})
-        _, policy = _load_policy(project, config, seed=context.seed)
+        _, policy, state = _load_policy(project, config, seed=context.seed)
         train_metrics = OPTIMIZERS[config.algorithm](
             env_id=config.env_id,
             policy=policy,
             reward_fn=NormalizedReward(ensemble),
             total_steps=config.env_steps_per_round,
+            config=optimizer_config(config, policy),
+            state=state,  # training continues across rounds
             seed=context.seed,
             progress=lambda f: context.progress(0.9 * f),
         )
-        true_return = evaluate_policy(
-            env_id=config.env_id, policy=policy, episodes=EVAL_EPISODES, seed=10_000 + context.seed
-        )
+        evaluation = evaluation_metrics(config, policy, seed=10_000 + context.seed)
         context.progress(0.97)
         metrics = {
             **finite_metrics(train_metrics),
-            "charts/true_return": float(true_return),
+            **evaluation,
             "policy/reward_model_version": reward_row.version,
         }
-        name = _store_checkpoint(project, "policy", policy)
+        name = _store_checkpoint(project, "policy", policy, training_state=state)
 
         return new_version(Policy, context, checkpoint=name, metrics=metrics)
 
     def generate_comparisons(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
-        parent, policy = _load_policy(project, config, seed=seed)
+        parent, policy, _ = _load_policy(project, config, seed=seed)
         n_pairs = config.comparisons_per_round
         _, ensemble = _load_reward_ensemble(project)
         strategy = config.selection if ensemble is not None else "random"

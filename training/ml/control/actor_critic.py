@@ -22,6 +22,7 @@ import torch
 
 from training.ml.control.experience import RewardFn, VectorRunner, training_rewards
 from training.ml.control.policies import ActorCritic
+from training.ml.control.training_state import TrainingState
 from training.ml.seeding import torch_seeded
 
 
@@ -44,18 +45,23 @@ def train_a2c(
     reward_fn: RewardFn | None = None,
     total_steps: int,
     config: A2CConfig | None = None,
+    state: TrainingState | None = None,
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, float]:
     """Train ``policy`` in place (moved to ``device``) for about total_steps env steps.
 
-    Returns the last update's losses and the run's charts/* metrics."""
+    With ``state``, training continues from the optimiser state it holds (a previous
+    round's) and leaves the new one there. Returns the last update's losses and the run's
+    charts/* metrics."""
     config = config or A2CConfig()
     runner = VectorRunner(env_id=env_id, num_envs=config.num_envs, seed=seed, device=device)
     runner.check_policy(policy)
     policy.to(device).train()
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    if state is not None:
+        state.restore(optimizer, learning_rate=config.learning_rate)
     num_iterations = max(1, total_steps // (config.num_envs * config.num_steps))
     learned_reward_sum, learned_reward_count = 0.0, 0
     metrics: dict[str, float] = {}
@@ -108,6 +114,8 @@ def train_a2c(
                     progress((iteration + 1) / num_iterations)
     finally:
         runner.close()
+    if state is not None:
+        state.keep(optimizer)
 
     return {
         **metrics,

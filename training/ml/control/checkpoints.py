@@ -1,7 +1,8 @@
 """Saving and loading reward models and policies, with the config needed to rebuild them.
 
-A checkpoint is a plain dict {"kind", "config", "state_dict"} written with torch.save; it
-loads with torch.load(weights_only=True), so reading one never runs pickled code.
+A checkpoint is a plain dict {"kind", "config", "state_dict"} written with torch.save (a
+policy's may also hold its optimiser's TrainingState); it loads with
+torch.load(weights_only=True), so reading one never runs pickled code.
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ import torch
 
 from training.ml.control.policies import ActorCritic, PolicyConfig
 from training.ml.control.reward_models import RewardEnsemble, RewardModelConfig
+from training.ml.control.training_state import TrainingState
 
 _KINDS: dict[type, str] = {RewardEnsemble: "reward_ensemble", ActorCritic: "actor_critic"}
 
 
-def save_checkpoint(obj: RewardEnsemble | ActorCritic, path: str | os.PathLike) -> Path:
-    """Write obj's config and state_dict to ``path`` atomically: to a temporary file in the
-    same folder, then os.replace, so a reader never sees half a file."""
+def save_checkpoint(
+    obj: RewardEnsemble | ActorCritic,
+    path: str | os.PathLike,
+    *,
+    training_state: TrainingState | None = None,
+) -> Path:
+    """Write obj's config and state_dict (and a policy's ``training_state``) to ``path``
+    atomically: to a temporary file in the same folder, then os.replace, so a reader never
+    sees half a file."""
     kind = _KINDS.get(type(obj))
     if kind is None:
         raise TypeError(
@@ -34,6 +42,8 @@ def save_checkpoint(obj: RewardEnsemble | ActorCritic, path: str | os.PathLike) 
         "config": obj.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in obj.state_dict().items()},
     }
+    if training_state is not None:
+        payload["training_state"] = training_state.to_dict()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -70,3 +80,8 @@ def load_policy(path: str | os.PathLike, *, device: torch.device | str = "cpu") 
     policy = ActorCritic(PolicyConfig.from_dict(payload["config"]))
     policy.load_state_dict(payload["state_dict"])
     return policy.to(device).eval()
+
+
+def load_training_state(path: str | os.PathLike) -> TrainingState:
+    """The optimiser state saved with a policy (empty for one saved without)."""
+    return TrainingState.from_dict(_read(path, kind="actor_critic").get("training_state"))

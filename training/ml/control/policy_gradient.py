@@ -24,6 +24,7 @@ from torch import Tensor
 from training.ml.control.experience import RewardFn, VectorRunner, training_rewards
 from training.ml.control.policies import ActorCritic
 from training.ml.control.spaces import as_tensor, to_env_actions
+from training.ml.control.training_state import TrainingState
 from training.ml.seeding import torch_seeded
 
 
@@ -84,6 +85,7 @@ def train_reinforce(
     reward_fn: RewardFn | None = None,
     total_steps: int,
     config: ReinforceConfig | None = None,
+    state: TrainingState | None = None,
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[float], None] | None = None,
@@ -91,12 +93,16 @@ def train_reinforce(
     """Train ``policy`` in place (moved to ``device``) until about total_steps env steps
     (counting every sub-env's steps, including those of finished sub-envs waiting).
 
-    Returns the last update's losses and the run's charts/* metrics."""
+    With ``state``, training continues from the optimiser state it holds (a previous
+    round's) and leaves the new one there. Returns the last update's losses and the run's
+    charts/* metrics."""
     config = config or ReinforceConfig()
     runner = VectorRunner(env_id=env_id, num_envs=config.num_envs, seed=seed, device=device)
     runner.check_policy(policy)
     policy.to(device).train()
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+    if state is not None:
+        state.restore(optimizer, learning_rate=config.learning_rate)
     learned_reward_sum, learned_reward_count = 0.0, 0
     metrics: dict[str, float] = {}
 
@@ -148,6 +154,8 @@ def train_reinforce(
                     progress(min(runner.env_steps / total_steps, 1.0))
     finally:
         runner.close()
+    if state is not None:
+        state.keep(optimizer)
 
     return {
         **metrics,

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from training.ml.control.experience import RewardFn, VectorRunner, training_rewards
 from training.ml.control.policies import ActorCritic
+from training.ml.control.training_state import TrainingState
 from training.ml.seeding import torch_seeded
 
 
@@ -74,22 +75,29 @@ def train_ppo(
     reward_fn: RewardFn | None = None,
     total_steps: int,
     config: PPOConfig | None = None,
+    state: TrainingState | None = None,
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, float]:
     """Train ``policy`` in place (moved to ``device``) for about total_steps env steps.
 
-    Returns the last update's losses and the run's charts/* metrics."""
+    With ``state``, training continues from the optimiser state it holds (a previous
+    round's) and leaves the new one there. Returns the last update's losses and the run's
+    charts/* metrics."""
     config = config or PPOConfig()
     runner = VectorRunner(env_id=env_id, num_envs=config.num_envs, seed=seed, device=device)
     runner.check_policy(policy)
     policy.to(device).train()
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5)
+    if state is not None:
+        state.restore(optimizer, learning_rate=config.learning_rate)
     batch_size = config.num_envs * config.num_steps
     minibatch_size = max(1, batch_size // config.num_minibatches)
     num_iterations = max(1, total_steps // batch_size)
-    kl_coef = config.kl_coef
+    # β continues from the last call when adaptive; a fixed β is the config's.
+    resumed = state is not None and state.kl_coef is not None and config.kl_target is not None
+    kl_coef = state.kl_coef if resumed else config.kl_coef
     rng = np.random.default_rng(seed)
     learned_reward_sum, learned_reward_count = 0.0, 0
     metrics: dict[str, float] = {}
@@ -191,6 +199,8 @@ def train_ppo(
                     progress((iteration + 1) / num_iterations)
     finally:
         runner.close()
+    if state is not None:
+        state.keep(optimizer, kl_coef=kl_coef)
 
     return {
         **metrics,

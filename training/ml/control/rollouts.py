@@ -25,7 +25,7 @@ from training.ml.control.spaces import (
     encode_observations,
     to_env_actions,
 )
-from training.ml.envs import register_platform_envs
+from training.ml.envs import make_env, register_platform_envs
 from training.ml.seeding import torch_seeded
 
 
@@ -185,10 +185,31 @@ def evaluate_policy(
     deterministic: bool = True,
     device: torch.device | str = "cpu",
 ) -> float:
-    """Mean true (environment) return of ``episodes`` full episodes; episode i starts from
-    reset(seed=seed + i). deterministic=True takes the mode of the action distribution.
-    The policy must already be on ``device``."""
-    env = gym.make(env_id)
+    """Mean true (environment) return of ``episodes`` full episodes (episode_returns)."""
+    returns = episode_returns(
+        env_id=env_id,
+        policy=policy,
+        episodes=episodes,
+        seed=seed,
+        deterministic=deterministic,
+        device=device,
+    )
+    return float(np.mean(returns))
+
+
+def episode_returns(
+    *,
+    env_id: str,
+    policy: ActingPolicy,
+    episodes: int,
+    seed: int,
+    deterministic: bool = True,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """True (environment) returns of ``episodes`` full episodes, (episodes,); episode i
+    starts from reset(seed=seed + i). deterministic=True takes the mode of the action
+    distribution. The policy must already be on ``device``."""
+    env = make_env(env_id)
     spec = action_spec_of(env.action_space)
     returns = []
     try:
@@ -209,4 +230,4 @@ def evaluate_policy(
                 returns.append(episode_return)
     finally:
         env.close()
-    return float(np.mean(returns))
+    return np.asarray(returns, dtype=np.float64)
