@@ -25,6 +25,7 @@ from labeling.config import (
     setting,
     setting_group,
 )
+from training.ml.schedules import comparisons_by_round
 
 POLICY_GRADIENT_ALGORITHMS = ("reinforce", "a2c", "ppo")
 # Tabular algorithms need Discrete observations and actions; the model-based ones also need
@@ -155,6 +156,10 @@ class TrajectoryConfig:
     gamma: float = setting(0.99, float_in(0.0, 1.0))
     seed: int | None = setting(0, optional_seed)
     eval_episodes: int = setting(20, int_in(1, 1000))
+    label_schedule: str = setting("uniform", one_of("uniform", "front_loaded"))
+    label_budget: int | None = setting(None, optional(int_in(1, 10_000_000)))
+    label_rounds: int | None = setting(None, optional(int_in(1, 100_000)))
+    initial_label_fraction: float = setting(0.25, float_in(0.0, 1.0))
     ppo: dict = setting_group(PPO_KEYS)
     a2c: dict = setting_group(A2C_KEYS)
     reinforce: dict = setting_group(REINFORCE_KEYS)
@@ -166,8 +171,32 @@ class TrajectoryConfig:
     def missing_for_training(self) -> str | None:
         return None
 
+    def comparisons_in_round(self, number: int) -> int:
+        """How many comparisons round ``number`` makes: ``comparisons_per_round`` with the
+        uniform schedule; with ``front_loaded``, ``initial_label_fraction`` of
+        ``label_budget`` in round 1 (from the initial policy), then the rest over the next
+        ``label_rounds`` rounds at a decaying rate (training.ml.schedules), then none."""
+        if self.label_schedule == "uniform":
+            return self.comparisons_per_round
+        counts = comparisons_by_round(
+            budget=self.label_budget,
+            rounds=self.label_rounds,
+            initial_fraction=self.initial_label_fraction,
+            schedule=self.label_schedule,
+        )
+        return counts[number - 1] if number <= len(counts) else 0
+
     def check(self) -> None:
-        """Checks across keys: the algorithm must suit the env and the selection."""
+        """Checks across keys: the schedule must have its budget, and the algorithm must
+        suit the env and the selection."""
+        if self.label_schedule == "front_loaded":
+            for key in ("label_budget", "label_rounds"):
+                if getattr(self, key) is None:
+                    raise InvalidConfig(
+                        key,
+                        "the front_loaded label schedule needs label_budget (comparisons "
+                        "in all) and label_rounds (the rounds after the first to spread them over)",
+                    )
         if self.selection == "ucb" and not self.tabular:
             raise InvalidConfig(
                 "selection",

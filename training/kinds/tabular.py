@@ -260,7 +260,9 @@ class TabularKind:
         env = tabular_env(config.env_id)
         seed = context.seed
         rng = np.random.default_rng(seed)
-        n_pairs = config.comparisons_per_round
+        n_pairs = config.comparisons_in_round(context.step.number)
+        if n_pairs == 0:  # the label schedule's budget is spent
+            return StepResult({"comparisons/created": 0})
         parent, policy = _latest_table(Policy, project)
         reward_row, reward = _latest_table(RewardModel, project)
         strategy = config.selection if reward is not None else "random"

@@ -157,7 +157,9 @@ class TrajectoryKind:
     def generate_comparisons(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
         parent, policy, _ = _load_policy(project, config, seed=seed)
-        n_pairs = config.comparisons_per_round
+        n_pairs = config.comparisons_in_round(context.step.number)
+        if n_pairs == 0:  # the label schedule's budget is spent
+            return StepResult({"comparisons/created": 0})
         _, ensemble = _load_reward_ensemble(project)
         strategy = config.selection if ensemble is not None else "random"
         oversample = DISAGREEMENT_OVERSAMPLE if strategy == "disagreement" else 1
