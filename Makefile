@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format stop clean load faults fuzz
+.PHONY: run test lint format stop clean load faults fuzz bench-imitation feedback
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,20 @@ fuzz: $(VENV)/.installed-dev
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/labeling/test_api_fuzz.py -v
 
 ## lint: ruff, and the import contracts in pyproject.toml (layers, training.ml, no cycles).
+## bench-imitation: imitation (the feedback benchmark's peer) into .venv-imitation; it pins a
+## gymnasium the platform cannot share.
+bench-imitation: .venv-imitation/.installed
+
+.venv-imitation/.installed: benchmarks/requirements-imitation.txt
+	test -x .venv-imitation/bin/python || $(PYTHON) -m venv .venv-imitation
+	.venv-imitation/bin/pip install --quiet --upgrade pip
+	.venv-imitation/bin/pip install --quiet -r benchmarks/requirements-imitation.txt
+	touch $@
+
+## feedback: true return against labels on Pendulum, beside imitation (hours on 2 cores).
+feedback: $(VENV)/.installed-dev .venv-imitation/.installed
+	$(BIN)/python benchmarks/feedback_efficiency.py
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
