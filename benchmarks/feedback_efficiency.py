@@ -233,6 +233,9 @@ def main() -> None:
     parser.add_argument("--budgets", default="50,100,200,500")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--teachers", default="rational,mistake")
+    parser.add_argument(
+        "--mistake-budgets", help="budgets for the mistake teacher (default: --budgets)"
+    )
     parser.add_argument("--systems", default="platform,imitation,ceiling")
     parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=11, help="run_loop rounds (one samples)")
@@ -256,11 +259,12 @@ def main() -> None:
     env = {**os.environ, "DEBUG": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if "platform" in systems:
         env["DATABASE_URL"] = ensure_database(database_url)
+    budgets = {"rational": args.budgets, "mistake": args.mistake_budgets or args.budgets}
     jobs = [
         {"system": system, "teacher": teacher, "labels": int(labels), "seed": seed}
         for seed in seeds
-        for labels in args.budgets.split(",")
         for teacher in args.teachers.split(",")
+        for labels in budgets[teacher].split(",")
         for system in systems
         if system != "ceiling"
     ] + [{"system": "ceiling", "seed": seed} for seed in seeds if "ceiling" in systems]
