@@ -241,6 +241,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=11, help="run_loop rounds (one samples)")
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (one core each)")
     parser.add_argument("--out", default=str(RESULTS / "feedback_efficiency.json"))
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in --out and run only the cells missing there",
+    )
     parser.add_argument("--one", choices=["platform", "ceiling"], help=argparse.SUPPRESS)
     parser.add_argument("--labels", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -271,17 +276,24 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
+    if args.resume and out.exists():
+        results = [r for r in json.loads(out.read_text())["runs"] if "error" not in r]
+        done = {(r["system"], r.get("teacher"), r.get("labels"), r["seed"]) for r in results}
+        jobs = [
+            job
+            for job in jobs
+            if (job["system"], job.get("teacher"), job.get("labels"), job["seed"]) not in done
+        ]
+        print(f"resuming: {len(results)} runs kept, {len(jobs)} to run", flush=True)
     started = time.perf_counter()
 
     def record(result: dict) -> None:
         results.append(result)
         shown = result.get("error", "").strip().splitlines()[-1:] or [result["true_return"]]
         what = f"{result['system']} {result.get('teacher', '')} {result.get('labels', '')}"
-        print(f"[{len(results)}/{len(jobs)}] {what} seed {result['seed']}: {shown[0]}", flush=True)
+        print(f"[{len(results)}] {what} seed {result['seed']}: {shown[0]}", flush=True)
         rows = summarise(results)
-        settings = {
-            k: getattr(args, k) for k in ("budgets", "seeds", "teachers", "steps", "rounds")
-        }
+        settings = {"env": ENV_ID, "steps": args.steps, "rounds": args.rounds}
         out.write_text(
             json.dumps({"settings": settings, "summary": rows, "runs": results}, indent=2)
         )
