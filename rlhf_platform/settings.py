@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.RequestBodyLimitMiddleware",  # first: before anything reads a body
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,7 +225,12 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Labeling limits -----------------------------------------------------------------------
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
-DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
+# Every other body is small: refused with 413 before it is read (core.middleware).
+REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
+# The import endpoint streams its body and checks IMPORT_MAX_BYTES itself; a multipart
+# upload's framing gets some room on top.
+LARGE_BODY_LIMITS = {"api-import": IMPORT_MAX_BYTES + 64 * 1024}
 
 LOGGING = {
     "version": 1,
