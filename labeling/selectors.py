@@ -255,7 +255,8 @@ def project_stats(project: Project, *, for_user: AbstractBaseUser) -> dict:
     Agreement: on comparisons with at least two non-skip answers, the share of an
     annotator's answers whose top choice (or tie) equals the most common top choice of the
     *other* annotators (comparisons where the others are split evenly are left out).
-    Staff see every annotator; an annotator sees the counts and their own figures only.
+    Staff see every annotator; an annotator sees the counts and their own figures only,
+    without the gold ones.
     """
     comparisons = Comparison.objects.filter(project=project)
     by_status = dict(comparisons.values_list("status").annotate(n=Count("pk")).order_by())
@@ -311,8 +312,14 @@ def project_stats(project: Project, *, for_user: AbstractBaseUser) -> dict:
                 if row["compared"]
                 else None,
                 "agreement_comparisons": row["compared"],
-                "gold_accuracy": row["gold_right"] / row["gold_seen"] if row["gold_seen"] else None,
-                "gold_judged": row["gold_seen"],
+                # Gold stays invisible to annotators: their own gold figures, updated after
+                # each answer, would tell them which comparisons are gold.
+                "gold_accuracy": (
+                    row["gold_right"] / row["gold_seen"] if row["gold_seen"] else None
+                )
+                if for_user.is_staff
+                else None,
+                "gold_judged": row["gold_seen"] if for_user.is_staff else None,
             }
         )
     return {

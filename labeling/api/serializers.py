@@ -183,7 +183,7 @@ class AnnotatorStatsSerializer(serializers.Serializer):
     agreement_with_majority = serializers.FloatField(allow_null=True)
     agreement_comparisons = serializers.IntegerField()
     gold_accuracy = serializers.FloatField(allow_null=True)
-    gold_judged = serializers.IntegerField()
+    gold_judged = serializers.IntegerField(allow_null=True, help_text="null for annotators")
 
 
 class StatsSerializer(serializers.Serializer):

@@ -66,3 +66,7 @@ def test_gold_accuracy_and_annotators_see_only_their_own_row(
     assert rows["wrong"]["gold_accuracy"] == 0.0
     own_view = selectors.project_stats(project, for_user=right)
     assert [r["annotator"] for r in own_view["annotators"]] == ["right"]
+    # Gold stays invisible to annotators: no gold figures that an answer would move.
+    (own,) = own_view["annotators"]
+    assert own["gold_accuracy"] is None and own["gold_judged"] is None
+    assert own["judgements"] == 3
