@@ -212,6 +212,7 @@ class JudgementView(APIView):
             choice=serializer.validated_data.get("choice"),
             ranking=serializer.validated_data.get("ranking"),
             time_spent_ms=serializer.validated_data.get("time_spent_ms"),
+            shown_order=serializer.validated_data.get("shown_order"),
         )
         body = judgement_body(result.judgement)
         if serializer.validated_data["next"]:
