@@ -223,9 +223,10 @@ def export_full(project: Project) -> Iterator[dict]:
             "choice": judgement.choice,
             "ranking": judgement.ranking,
             "shown_order": judgement.shown_order,
-            "items": [
+            "items": [  # an item deleted since is left out
                 {"id": pk, "prompt": items[pk].prompt, "text": items[pk].text}
                 for pk in judgement.shown_order
+                if pk in items
             ],
             "time_spent_ms": judgement.time_spent_ms,
             "gold": judgement.comparison.gold_ranking,

@@ -59,6 +59,11 @@ def record_judgement(
         )
         if row.judgement_id is not None:
             return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
+        if row.status == Comparison.Status.CLOSED:
+            raise Conflict(
+                f"Comparison {comparison_id} is closed (an item of it was removed, say); "
+                "ask for the next one."
+            )
         now = timezone.now()
         counts = choice != Judgement.Choice.SKIP and not row.gold
         if counts:
