@@ -165,6 +165,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.JSONParser",  # nesting, long integers and unstorable strings: 400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= is the export's own parameter
@@ -226,6 +231,7 @@ CELERY_BEAT_SCHEDULE = {
 # --- Labeling limits -----------------------------------------------------------------------
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
 # Every other body is small: refused with 413 before it is read (core.middleware).
+JSON_MAX_DEPTH = 32  # a request's JSON nests at most this deep
 REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # The import endpoint streams its body and checks IMPORT_MAX_BYTES itself; a multipart
