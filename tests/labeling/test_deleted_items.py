@@ -1,5 +1,6 @@
 """Deleting an item (in the admin, say) closes the comparisons it leaves with fewer than
-two items and releases their leases: nothing serves, judges or exports half a comparison."""
+two items and releases their leases: nothing serves, judges or exports half a comparison.
+Removing a member releases their lease."""
 
 from __future__ import annotations
 
@@ -64,3 +65,19 @@ def test_exports_of_judgements_whose_item_was_deleted_still_work(pair):
     assert list(selectors.export_trl(project)) == []
     (row,) = list(selectors.export_full(project))
     assert [item["id"] for item in row["items"]] == [lease.display_order[0]]
+
+
+@pytest.mark.django_db
+def test_removing_a_member_releases_their_lease_at_once(pair, make_user):
+    user, project, comparison = pair
+    lease = services.assign_next_comparison(annotator=user, project=project)
+    project.memberships.filter(user=user).delete()
+
+    assert Assignment.objects.get(pk=lease.pk).status == Assignment.Status.RELEASED
+    comparison.refresh_from_db()
+    assert comparison.open_leases == 0
+    other = make_user()
+    services.add_member(project=project, user=other)
+    assert services.assign_next_comparison(annotator=other, project=project).comparison_id == (
+        comparison.pk
+    )
