@@ -122,7 +122,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# How many reverse proxies in front of the app append to X-Forwarded-For: the client's
+# address is the one they saw. 0 (the default): X-Forwarded-For is the client's own claim
+# and is ignored; the address is the connection's.
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -173,6 +179,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= is the export's own parameter
+    "NUM_PROXIES": NUM_PROXIES,  # throttles key on the real client address
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
