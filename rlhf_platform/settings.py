@@ -203,7 +203,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 LOGIN_FAILURES_PER_MINUTE = int(os.environ.get("LOGIN_FAILURES_PER_MINUTE", "10"))
 
 # --- Celery: CELERY_BROKER_URL, or an embedded Redis under DATA_DIR --------------------------
@@ -234,6 +233,30 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {"task": "labeling.release_expired_leases", "schedule": 60.0},
     "requeue-stale-runs": {"task": "training.requeue_stale_runs", "schedule": 60.0},
 }
+
+# --- Cache: the throttles' and login counters' store, shared by every process -------------
+# CACHE_URL (redis://..., unix:///path.sock), else the broker's Redis; per-process memory
+# only when neither is given (then each web process counts on its own).
+def _cache_url(broker: str) -> str | None:
+    if os.environ.get("CACHE_URL"):
+        return os.environ["CACHE_URL"]
+    if broker.startswith(("redis://", "rediss://")):
+        return broker
+    if broker.startswith("redis+socket://"):
+        return "unix://" + broker.removeprefix("redis+socket://")
+    return None
+
+
+if _cache_url(CELERY_BROKER_URL):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url(CELERY_BROKER_URL),
+            "KEY_PREFIX": "rlhf-cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Labeling limits -----------------------------------------------------------------------
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
