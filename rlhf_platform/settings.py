@@ -234,6 +234,7 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-runs": {"task": "training.requeue_stale_runs", "schedule": 60.0},
 }
 
+
 # --- Cache: the throttles' and login counters' store, shared by every process -------------
 # CACHE_URL (redis://..., unix:///path.sock), else the broker's Redis; per-process memory
 # only when neither is given (then each web process counts on its own).

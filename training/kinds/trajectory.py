@@ -103,9 +103,10 @@ def evaluation_metrics(config: TrajectoryConfig, policy: ActorCritic, *, seed: i
     return {"charts/true_return": float(returns.mean()), "charts/true_return_se": se}
 
 
-def _candidates(project: Project, config: TrajectoryConfig, *, newest, n: int, seed: int):
+def _candidates(project: Project, config: TrajectoryConfig, *, newest, n: int, seed: int, progress):
     """``n`` candidate segments, in equal shares from the newest ``recent_policies``
-    policies (the newest first), shuffled; and the policy version of each."""
+    policies (the newest first), shuffled; and the policy version of each. progress(f)
+    as they are collected."""
     parent, policy = newest
     policies = [(parent.version if parent else 0, policy)]
     if parent is not None and config.recent_policies > 1:
@@ -123,6 +124,7 @@ def _candidates(project: Project, config: TrajectoryConfig, *, newest, n: int, s
             n_segments=len(share),
             segment_length=config.segment_length,
             seed=seed + 100_003 * k,
+            progress=lambda f, k=k: progress((k + f) / len(policies)),
         )
         candidates += found
         versions += [version] * len(found)
@@ -193,7 +195,12 @@ class TrajectoryKind:
         strategy = config.selection if ensemble is not None else "random"
         oversample = DISAGREEMENT_OVERSAMPLE if strategy == "disagreement" else 1
         candidates, versions = _candidates(
-            project, config, newest=(parent, policy), n=2 * n_pairs * oversample, seed=seed
+            project,
+            config,
+            newest=(parent, policy),
+            n=2 * n_pairs * oversample,
+            seed=seed,
+            progress=lambda f: context.progress(0.1 * f),
         )
         segments = [c.segment for c in candidates]
         if strategy == "disagreement":
