@@ -5,6 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.core.cache import cache
 from django.shortcuts import render
 
+from core.clients import client_address
+
 
 class ThrottledLoginView(auth_views.LoginView):
     """Django's LoginView; after LOGIN_FAILURES_PER_MINUTE failed attempts from one
@@ -12,7 +14,7 @@ class ThrottledLoginView(auth_views.LoginView):
     cache (per process with the default local-memory cache)."""
 
     def _key(self) -> str:
-        return f"login-failures:{self.request.META.get('REMOTE_ADDR', '')}"
+        return f"login-failures:{client_address(self.request)}"
 
     def post(self, request, *args, **kwargs):
         if cache.get(self._key(), 0) >= settings.LOGIN_FAILURES_PER_MINUTE:

@@ -7,7 +7,8 @@ import json
 import zipfile
 
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, Func, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 
 from labeling import selectors
@@ -41,6 +42,12 @@ def export_projects(modeladmin, request, queryset):
     return response
 
 
+def _count(model) -> Coalesce:
+    """The number of ``model`` rows of each project, as a correlated subquery."""
+    rows = model.objects.filter(project=OuterRef("pk")).order_by().values("project")
+    return Coalesce(Subquery(rows.annotate(n=Func("pk", function="COUNT")).values("n")), 0)
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = [
@@ -62,9 +69,9 @@ class ProjectAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .annotate(
-                _comparisons=Count("comparisons", distinct=True),
-                _judgements=Count("judgements", distinct=True),
+            .annotate(  # one subquery each: a join of both tables multiplies their rows
+                _comparisons=_count(Comparison),
+                _judgements=_count(Judgement),
             )
         )
 

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from core.errors import ImportRejected, ImportTooLarge, InvalidInput
+from core.text import unstorable
 from labeling.config import MAX_K
 from labeling.models import Comparison, ComparisonItem, Item, Project
 from labeling.services import record_imported_judgement
@@ -95,6 +96,10 @@ def _parse(data: bytes):
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ImportRejected(number, f"not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ImportRejected(number, "JSON nested too deep") from None
+        except ValueError as exc:  # an integer of too many digits, say
+            raise ImportRejected(number, f"not valid JSON ({exc})") from None
         yield _row(number, obj)
 
 
@@ -139,7 +144,7 @@ def _row(number: int, obj) -> _Row:
 
 
 def _check_length(number: int, key: str, text: str) -> None:
-    if "\x00" in text:
-        raise ImportRejected(number, f"'{key}' contains a NUL character, which cannot be stored")
+    if why := unstorable(text):
+        raise ImportRejected(number, f"'{key}' {why}")
     if len(text) > MAX_TEXT_CHARS:
         raise ImportRejected(number, f"'{key}' is longer than {MAX_TEXT_CHARS} characters")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 
 from core import sql
 from core.api.permissions import require_staff
@@ -223,105 +222,12 @@ def export_full(project: Project) -> Iterator[dict]:
             "choice": judgement.choice,
             "ranking": judgement.ranking,
             "shown_order": judgement.shown_order,
-            "items": [
+            "items": [  # an item deleted since is left out
                 {"id": pk, "prompt": items[pk].prompt, "text": items[pk].text}
                 for pk in judgement.shown_order
+                if pk in items
             ],
             "time_spent_ms": judgement.time_spent_ms,
             "gold": judgement.comparison.gold_ranking,
             "created_at": judgement.created_at.isoformat(),
         }
-
-
-# --- statistics ------------------------------------------------------------------------------
-def _outcome(judgement: Judgement):
-    """What an answer says is best: the top item id, or 'tie'; None for a skip."""
-    if judgement.choice == Judgement.Choice.TIE:
-        return "tie"
-    if judgement.ranking:
-        return judgement.ranking[0]
-    return None
-
-
-def _gold_outcome(gold):
-    if gold == "tie":
-        return "tie"
-    return gold[0]
-
-
-def project_stats(project: Project, *, for_user: AbstractBaseUser) -> dict:
-    """Counts, agreement with the majority and gold accuracy.
-
-    Agreement: on comparisons with at least two non-skip answers, the share of an
-    annotator's answers whose top choice (or tie) equals the most common top choice of the
-    *other* annotators (comparisons where the others are split evenly are left out).
-    Staff see every annotator; an annotator sees the counts and their own figures only.
-    """
-    comparisons = Comparison.objects.filter(project=project)
-    by_status = dict(comparisons.values_list("status").annotate(n=Count("pk")).order_by())
-    judgements = list(
-        Judgement.objects.filter(project=project, source=Judgement.Source.ANNOTATOR)
-        .select_related("annotator", "comparison")
-        .only("choice", "ranking", "annotator__username", "comparison__gold_ranking")
-    )
-    answers_by_comparison: dict[int, list[tuple[str, object]]] = defaultdict(list)
-    per_annotator: dict[str, dict] = defaultdict(
-        lambda: {
-            "judgements": 0,
-            "skips": 0,
-            "agree": 0,
-            "compared": 0,
-            "gold_right": 0,
-            "gold_seen": 0,
-        }
-    )
-    for j in judgements:
-        name = j.annotator.username
-        row = per_annotator[name]
-        row["judgements"] += 1
-        outcome = _outcome(j)
-        if outcome is None:
-            row["skips"] += 1
-            continue
-        gold = j.comparison.gold_ranking
-        if gold is not None:
-            row["gold_seen"] += 1
-            row["gold_right"] += int(outcome == _gold_outcome(gold))
-        else:
-            answers_by_comparison[j.comparison_id].append((name, outcome))
-    for answers in answers_by_comparison.values():
-        if len(answers) < 2:
-            continue
-        for name, outcome in answers:
-            others = Counter(o for n, o in answers if n != name).most_common(2)
-            if len(others) == 2 and others[0][1] == others[1][1]:
-                continue
-            per_annotator[name]["compared"] += 1
-            per_annotator[name]["agree"] += int(outcome == others[0][0])
-    annotators = []
-    for name, row in sorted(per_annotator.items()):
-        if not for_user.is_staff and name != for_user.get_username():
-            continue
-        annotators.append(
-            {
-                "annotator": name,
-                "judgements": row["judgements"],
-                "skips": row["skips"],
-                "agreement_with_majority": row["agree"] / row["compared"]
-                if row["compared"]
-                else None,
-                "agreement_comparisons": row["compared"],
-                "gold_accuracy": row["gold_right"] / row["gold_seen"] if row["gold_seen"] else None,
-                "gold_judged": row["gold_seen"],
-            }
-        )
-    return {
-        "project": project.slug,
-        "items": Item.objects.filter(project=project).count(),
-        "comparisons": sum(by_status.values()),
-        "comparisons_open": by_status.get(Comparison.Status.OPEN, 0),
-        "comparisons_complete": by_status.get(Comparison.Status.COMPLETE, 0),
-        "comparisons_closed": by_status.get(Comparison.Status.CLOSED, 0),
-        "judgements": Judgement.objects.filter(project=project).count(),
-        "annotators": annotators,
-    }

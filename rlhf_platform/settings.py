@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.RequestBodyLimitMiddleware",  # first: before anything reads a body
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -121,7 +122,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# How many reverse proxies in front of the app append to X-Forwarded-For: the client's
+# address is the one they saw. 0 (the default): X-Forwarded-For is the client's own claim
+# and is ignored; the address is the connection's.
+NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -164,9 +171,15 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.JSONParser",  # nesting, long integers and unstorable strings: 400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= is the export's own parameter
+    "NUM_PROXIES": NUM_PROXIES,  # throttles key on the real client address
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
@@ -190,7 +203,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 LOGIN_FAILURES_PER_MINUTE = int(os.environ.get("LOGIN_FAILURES_PER_MINUTE", "10"))
 
 # --- Celery: CELERY_BROKER_URL, or an embedded Redis under DATA_DIR --------------------------
@@ -222,9 +234,40 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-runs": {"task": "training.requeue_stale_runs", "schedule": 60.0},
 }
 
+
+# --- Cache: the throttles' and login counters' store, shared by every process -------------
+# CACHE_URL (redis://..., unix:///path.sock), else the broker's Redis; per-process memory
+# only when neither is given (then each web process counts on its own).
+def _cache_url(broker: str) -> str | None:
+    if os.environ.get("CACHE_URL"):
+        return os.environ["CACHE_URL"]
+    if broker.startswith(("redis://", "rediss://")):
+        return broker
+    if broker.startswith("redis+socket://"):
+        return "unix://" + broker.removeprefix("redis+socket://")
+    return None
+
+
+if _cache_url(CELERY_BROKER_URL):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url(CELERY_BROKER_URL),
+            "KEY_PREFIX": "rlhf-cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Labeling limits -----------------------------------------------------------------------
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
-DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
+# Every other body is small: refused with 413 before it is read (core.middleware).
+JSON_MAX_DEPTH = 32  # a request's JSON nests at most this deep
+REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
+# The import endpoint streams its body and checks IMPORT_MAX_BYTES itself; a multipart
+# upload's framing gets some room on top.
+LARGE_BODY_LIMITS = {"api-import": IMPORT_MAX_BYTES + 64 * 1024}
 
 LOGGING = {
     "version": 1,

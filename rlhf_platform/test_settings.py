@@ -8,5 +8,8 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key")
 from rlhf_platform.settings import *  # noqa: F403
 from rlhf_platform.settings import REST_FRAMEWORK
 
+# Per-process memory: tests clear the cache, and clearing a Redis cache flushes its database,
+# the broker's queues included. tests/platform/test_settings.py checks the shared choice.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "1000/minute"}}

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from celery import chain, current_app
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput
@@ -44,6 +44,18 @@ class RoundInProgress(Conflict):
 
 class StepNotRunnable(Exception):
     """A step that is running elsewhere or has failed: its chain stops here."""
+
+
+class ClaimLost(StepNotRunnable):
+    """This worker's claim on a step was taken over (the step was re-queued and claimed
+    again): its work is dropped and it commits nothing."""
+
+
+# A step whose worker keeps dying is re-sent at most this many times, then its round fails.
+MAX_STEP_ATTEMPTS = 3
+# A round still queued after this long lost its broker message (a broker restarted without
+# persistence, say) and is sent again; longer than the broker's visibility timeout.
+RESEND_QUEUED_AFTER = timedelta(hours=4)
 
 
 # Rounds start automatically after round_size judgements unless a caller that runs rounds
@@ -143,7 +155,10 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
 
     Returns False when the step had already succeeded (a redelivered task: the chain goes
     on to the next step). Raises StepNotRunnable when it is running elsewhere or failed,
-    which stops the chain; requeue_stale_runs re-queues steps whose worker died."""
+    which stops the chain; requeue_stale_runs re-queues steps whose worker died. The claim
+    is the step's attempt number: progress and the final write go through only while the
+    step is still this attempt's, so a worker whose step was re-queued and claimed again
+    (ClaimLost) writes nothing."""
     now = timezone.now()
     claimed = Run.objects.filter(pk=step_id, status=Run.Status.QUEUED).update(
         status=Run.Status.RUNNING,
@@ -158,6 +173,7 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
             return False
         raise StepNotRunnable(f"step {step_id} is {current.status}; not running it again")
     step = Run.objects.select_related("project", "round").get(pk=step_id)
+    claim = Run.objects.filter(pk=step.pk, status=Run.Status.RUNNING, attempts=step.attempts)
     Run.objects.filter(pk=step.round_id, status=Run.Status.QUEUED).update(
         status=Run.Status.RUNNING, started_at=now, heartbeat_at=now
     )
@@ -167,36 +183,46 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
 
     def progress(fraction: float) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
-        Run.objects.filter(pk=step.pk).update(progress=fraction, heartbeat_at=timezone.now())
+        if not claim.update(progress=fraction, heartbeat_at=timezone.now()):
+            raise ClaimLost(f"step {step.pk}'s attempt {step.attempts} was taken over")
         _update_round_progress(step.round_id)
 
     try:
         result = work(step, progress)
         with transaction.atomic():
-            result.commit()
             finished = timezone.now()
-            Run.objects.filter(pk=step.pk).update(
+            # Marked succeeded first, under this attempt's claim: one that lost it stops
+            # here, before writing any output.
+            if not claim.update(
                 status=Run.Status.SUCCEEDED,
                 progress=1.0,
                 metrics=result.metrics,
                 finished_at=finished,
-            )
+            ):
+                raise ClaimLost(f"step {step.pk}'s attempt {step.attempts} was taken over")
+            result.commit()
             if step.kind == LAST_STEP:
                 Run.objects.filter(pk=step.round_id).update(
                     status=Run.Status.SUCCEEDED, progress=1.0, finished_at=finished
                 )
             _update_round_progress(step.round_id)
+    except ClaimLost:
+        logger.warning(
+            "step %s: attempt %s lost its claim; nothing written", step.pk, step.attempts
+        )
+        raise
     except Exception as exc:
-        _fail(step, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        _fail(step, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}", claim=claim)
         raise
     return True
 
 
-def _fail(step: Run, error: str) -> None:
+def _fail(step: Run, error: str, *, claim=None) -> None:
+    """Mark the step (only while ``claim`` holds, when given) and its round failed."""
     finished = timezone.now()
-    Run.objects.filter(pk=step.pk).update(
-        status=Run.Status.FAILED, error=error, finished_at=finished
-    )
+    mine = claim if claim is not None else Run.objects.filter(pk=step.pk)
+    if not mine.update(status=Run.Status.FAILED, error=error, finished_at=finished):
+        return  # another attempt owns the step now
     if step.round_id:
         Run.objects.filter(pk=step.round_id).update(
             status=Run.Status.FAILED,
@@ -219,15 +245,17 @@ def _update_round_progress(round_id: int | None) -> None:
 
 
 def requeue_stale_runs(*, stale_after: timedelta = timedelta(minutes=10)) -> int:
-    """Periodic: re-send rounds that never reached the broker, and rounds whose running
-    step has not reported progress for ``stale_after`` (its worker died)."""
+    """Periodic: re-send rounds that never reached the broker or whose message was lost
+    (still queued after RESEND_QUEUED_AFTER), and rounds whose running step has not
+    reported progress for ``stale_after`` (its worker died). A step already tried
+    MAX_STEP_ATTEMPTS times is not re-sent: its round fails, saying so."""
     now = timezone.now()
     sent = 0
     unsent = Run.objects.filter(
+        Q(celery_task_id="", created_at__lt=now - timedelta(seconds=30))
+        | Q(created_at__lt=now - RESEND_QUEUED_AFTER),
         kind=Run.Kind.ROUND,
         status=Run.Status.QUEUED,
-        celery_task_id="",
-        created_at__lt=now - timedelta(seconds=30),
     )
     for round_run in unsent:
         sent += int(enqueue_round(round_run.pk))
@@ -235,6 +263,15 @@ def requeue_stale_runs(*, stale_after: timedelta = timedelta(minutes=10)) -> int
         kind=Run.Kind.ROUND, status=Run.Status.RUNNING, heartbeat_at__lt=now - stale_after
     ).exclude(trigger="cli")  # run_loop runs its rounds in its own process
     for round_run in stale:
+        for step in Run.objects.filter(round=round_run, status=Run.Status.RUNNING):
+            if step.attempts >= MAX_STEP_ATTEMPTS:
+                _fail(
+                    step,
+                    f"the step's worker stopped reporting {step.attempts} times "
+                    f"(MAX_STEP_ATTEMPTS = {MAX_STEP_ATTEMPTS}); not sending it again",
+                )
+        if Run.objects.filter(pk=round_run.pk, status=Run.Status.FAILED).exists():
+            continue
         Run.objects.filter(round=round_run, status=Run.Status.RUNNING).update(
             status=Run.Status.QUEUED
         )

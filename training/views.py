@@ -9,7 +9,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
-from labeling import selectors as labeling_selectors
+from labeling import stats as labeling_stats
 from labeling.models import Project
 from training import selectors
 
@@ -25,7 +25,7 @@ def _project(slug: str) -> Project:
 def dashboard(request, slug: str):
     project = _project(slug)
     history = selectors.round_history(project)
-    stats = labeling_selectors.project_stats(project, for_user=request.user)
+    stats = labeling_stats.project_stats(project, for_user=request.user)
     return render(
         request,
         "training/dashboard.html",

@@ -135,6 +135,14 @@ class JudgementRequestSerializer(serializers.Serializer):
     time_spent_ms = serializers.IntegerField(
         min_value=0, max_value=24 * 3600 * 1000, required=False, allow_null=True
     )
+    shown_order = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        min_length=2,
+        max_length=MAX_K,
+        required=False,
+        help_text="The item ids in the order you saw them (the 'items' of next); an answer "
+        "to an order that is no longer your lease's is a 409 asking you to reload.",
+    )
     next = serializers.BooleanField(
         required=False,
         default=False,
@@ -183,7 +191,7 @@ class AnnotatorStatsSerializer(serializers.Serializer):
     agreement_with_majority = serializers.FloatField(allow_null=True)
     agreement_comparisons = serializers.IntegerField()
     gold_accuracy = serializers.FloatField(allow_null=True)
-    gold_judged = serializers.IntegerField()
+    gold_judged = serializers.IntegerField(allow_null=True, help_text="null for annotators")
 
 
 class StatsSerializer(serializers.Serializer):

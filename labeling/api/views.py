@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from core.api.permissions import require_staff
 from core.api.serializers import ErrorSerializer
 from core.errors import ImportTooLarge, InvalidInput
-from labeling import imports, selectors, services
+from labeling import imports, selectors, services, stats
 from labeling.api import serializers as s
 
 
@@ -212,6 +212,7 @@ class JudgementView(APIView):
             choice=serializer.validated_data.get("choice"),
             ranking=serializer.validated_data.get("ranking"),
             time_spent_ms=serializer.validated_data.get("time_spent_ms"),
+            shown_order=serializer.validated_data.get("shown_order"),
         )
         body = judgement_body(result.judgement)
         if serializer.validated_data["next"]:
@@ -256,4 +257,4 @@ class StatsView(APIView):
         """Counts, agreement with the majority and gold accuracy. Staff see every annotator;
         an annotator sees only their own figures."""
         project = selectors.access_project(request.user, slug)
-        return Response(selectors.project_stats(project, for_user=request.user))
+        return Response(stats.project_stats(project, for_user=request.user))

@@ -172,19 +172,20 @@ def _current_lease(*, annotator, project, now) -> Assignment | None:
 
 def _lease(*, annotator, project, comparison_id, item_ids, now, rng) -> Assignment:
     """Write the lease, under the comparison's row lock. A lease this annotator let expire
-    is renewed in place (one row per annotator and comparison)."""
+    is renewed in place (one row per annotator and comparison) with the order it had, so
+    an answer from a page that still shows the old lease means what it says."""
     rng.shuffle(item_ids)  # position bias is real: each annotator sees their own order
     expires_at = now + timedelta(seconds=project.lease_seconds)
-    (lease_id,) = sql.fetchone(
+    lease_id, order = sql.fetchone(
         f"""
         INSERT INTO labeling_assignment
             (project_id, comparison_id, annotator_id, display_order, status, created_at,
              expires_at)
         VALUES (%s, %s, %s, %s::jsonb, '{OPEN}', %s, %s)
         ON CONFLICT (annotator_id, comparison_id) DO UPDATE SET
-            project_id = EXCLUDED.project_id, display_order = EXCLUDED.display_order,
+            project_id = EXCLUDED.project_id,
             status = '{OPEN}', created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-        RETURNING id
+        RETURNING id, display_order
         """,
         [project.pk, comparison_id, annotator.pk, json.dumps(item_ids), now, expires_at],
     )
@@ -193,7 +194,7 @@ def _lease(*, annotator, project, comparison_id, item_ids, now, rng) -> Assignme
         project=project,
         comparison_id=comparison_id,
         annotator=annotator,
-        display_order=item_ids,
+        display_order=json.loads(order),
         status=Assignment.Status.OPEN,
         created_at=now,
         expires_at=expires_at,

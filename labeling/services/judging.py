@@ -33,11 +33,14 @@ def record_judgement(
     choice: str | None = None,
     ranking: list[int] | None = None,
     time_spent_ms: int | None = None,
+    shown_order: list[int] | None = None,
 ) -> JudgementResult:
     """Store the annotator's answer to a comparison they hold a lease on.
 
     ``choice`` is left/right/tie/skip for a pair, in the order the annotator saw the items;
     a K > 2 comparison takes ``ranking`` (its item ids, best first) or ``choice='skip'``.
+    ``shown_order``, when given, is the order of item ids the answer was given against: an
+    answer to an order that is no longer the lease's is a Conflict, never stored reversed.
     Repeating an identical submission returns the stored judgement (created False); a
     different answer to a comparison already judged raises Conflict. A comparison outside
     the annotator's projects (staff: outside every project) is NotFound.
@@ -46,11 +49,21 @@ def record_judgement(
     with transaction.atomic():
         row, project = _locked_state(comparison_id=comparison_id, annotator=annotator)
         shown = json.loads(row.display_order)
+        if shown_order is not None and list(shown_order) != shown:
+            raise Conflict(
+                f"Comparison {comparison_id} is shown to you in another order now "
+                f"({shown}, not {list(shown_order)}); reload it and answer again."
+            )
         choice, resolved = _resolve_answer(
             comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
         )
         if row.judgement_id is not None:
             return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
+        if row.status == Comparison.Status.CLOSED:
+            raise Conflict(
+                f"Comparison {comparison_id} is closed (an item of it was removed, say); "
+                "ask for the next one."
+            )
         now = timezone.now()
         counts = choice != Judgement.Choice.SKIP and not row.gold
         if counts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
 
 from core.errors import InvalidInput
 from labeling.config import validate_project_config
@@ -23,18 +24,26 @@ def create_project(
     lease_seconds: int = 600,
     config: dict | None = None,
 ) -> Project:
-    """Create a project with a validated config (defaults filled in)."""
-    return Project.objects.create(
-        slug=slug,
-        name=name,
-        kind=kind,
-        instructions=instructions,
-        overlap=overlap,
-        round_size=round_size,
-        gold_rate=gold_rate,
-        lease_seconds=lease_seconds,
-        config=validate_project_config(kind, config or {}),
-    )
+    """Create a project with a validated config (defaults filled in). A slug taken, even
+    by a request that won a race for it a moment ago, is InvalidInput."""
+    validated = validate_project_config(kind, config or {})
+    try:
+        with transaction.atomic():
+            return Project.objects.create(
+                slug=slug,
+                name=name,
+                kind=kind,
+                instructions=instructions,
+                overlap=overlap,
+                round_size=round_size,
+                gold_rate=gold_rate,
+                lease_seconds=lease_seconds,
+                config=validated,
+            )
+    except IntegrityError:
+        if Project.objects.filter(slug=slug).exists():
+            raise InvalidInput(f"A project with slug {slug!r} exists.") from None
+        raise
 
 
 def add_member(*, project: Project, user: AbstractBaseUser) -> Membership:

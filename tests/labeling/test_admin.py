@@ -180,6 +180,21 @@ def test_project_changelist_counts_comparisons_and_judgements(admin_client, judg
     assert (row._comparisons, row._judgements) == (3, 1)
 
 
+def test_project_changelist_counts_by_subqueries_not_a_join_of_both_tables(
+    admin_client, judged, make_project
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_project("empty")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(_url(Project, "changelist"))
+    rows = {p.slug: (p._comparisons, p._judgements) for p in response.context["cl"].result_list}
+    assert rows["empty"] == (0, 0)
+    listing = [q["sql"] for q in queries if 'FROM "labeling_project"' in q["sql"]]
+    assert listing and not any("JOIN" in sql and "labeling_judgement" in sql for sql in listing)
+
+
 def test_unknown_filter_value_shows_no_rows(admin_client, judged):
     response = admin_client.get(_url(Comparison, "changelist"), {"status": "bogus"})
 

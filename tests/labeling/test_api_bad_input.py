@@ -620,3 +620,62 @@ def test_import_with_a_nonsense_content_length_header_is_4xx(staff, client_for, 
 
     assert "detail" in assert_explained_4xx(response)
     assert not Item.objects.exists()
+
+
+# --- bodies that used to be 500s --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested deeper", id="deep-json"),
+        pytest.param(
+            b'{"slug": "x", "name": "' + b"[" * 10 + b'", "overlap": 1' + b"9" * 5000 + b"}",
+            "parse error",
+            id="5000-digit-integer",
+        ),
+        pytest.param(b'{"slug": "x", "name": "a\\ud800b"}', "surrogate", id="lone-surrogate"),
+        pytest.param(
+            b'{"slug": "x", "name": "x", "config": ' + b'{"a": ' * 40 + b"1" + b"}" * 41,
+            "nested deeper",
+            id="deep-config",
+        ),
+    ],
+)
+def test_bodies_the_json_parser_used_to_fail_on_are_400(staff, client_for, body, says):
+    response = client_for(staff).post("/api/projects/", body, content_type="application/json")
+    assert says in assert_explained_4xx(response)["detail"]
+    assert not Project.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        pytest.param(
+            b'{"prompt": "p", "responses": ["a", "b"], "n": 1' + b"9" * 5000 + b"}",
+            "not valid JSON",
+            id="5000-digit-integer",
+        ),
+        pytest.param(
+            b'{"prompt": "p\\udc00", "responses": ["a", "b"]}', "surrogate", id="surrogate"
+        ),
+        pytest.param(b"[" * 100_000, "JSON", id="deep"),
+    ],
+)
+def test_import_lines_that_used_to_be_500s_are_400_naming_the_line(
+    staff, client_for, project, line, says
+):
+    response = _import(client_for(staff), project, GOOD_LINE + b"\n" + line)
+    detail = assert_explained_4xx(response)["detail"]
+    assert detail.startswith("line 2: ") and says in detail
+    assert not Item.objects.exists()
+
+
+def test_a_slug_taken_by_a_concurrent_create_is_invalid_input_not_an_integrity_error(db):
+    from core.errors import InvalidInput
+    from labeling import services
+
+    # What the second of two simultaneous creates meets once the serializer's uniqueness
+    # check has passed for both: the first one's committed row.
+    services.create_project(slug="same", name="a")
+    with pytest.raises(InvalidInput, match="exists"):
+        services.create_project(slug="same", name="b")
+    assert Project.objects.filter(slug="same").count() == 1

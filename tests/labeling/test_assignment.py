@@ -143,3 +143,22 @@ def test_non_members_cannot_be_assigned(make_user, make_project, make_comparison
     make_comparison(project)
     with pytest.raises(NotAllowed):
         services.assign_next_comparison(annotator=outsider, project=project)
+
+
+def test_a_lease_renewed_after_it_expired_keeps_the_order_it_was_shown_in(
+    make_user, make_project, make_comparison
+):
+    import random
+
+    user = make_user()
+    project = make_project(members=[user])
+    make_comparison(project, k=5)
+    first = services.assign_next_comparison(annotator=user, project=project, rng=random.Random(1))
+    Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    # The only comparison left is the one whose lease expired: it is leased again, with a
+    # different shuffle drawn, and still shows its items as before.
+    again = services.assign_next_comparison(annotator=user, project=project, rng=random.Random(2))
+    assert again.comparison_id == first.comparison_id
+    assert again.display_order == first.display_order
+    assert Assignment.objects.get(pk=again.pk).display_order == first.display_order

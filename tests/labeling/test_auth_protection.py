@@ -68,3 +68,46 @@ def test_untrusted_text_is_escaped_in_the_admin(db, make_user, make_project, mak
         assert "<script>alert(2)</script>" not in page and "<img src=x" not in page, url
         if shows_text:
             assert "&lt;script&gt;" in page, url
+
+
+def test_a_forged_x_forwarded_for_does_not_give_a_fresh_address_to_the_token_throttle(
+    db, make_user, monkeypatch
+):
+    from rest_framework.test import APIClient
+    from rest_framework.throttling import ScopedRateThrottle
+
+    make_user("ann", password="a right password")
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/minute"})
+    answers = [
+        APIClient()
+        .post(
+            "/api/auth/token/",
+            {"username": "ann", "password": f"guess {i}"},
+            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",  # each guess claims another address
+        )
+        .status_code
+        for i in range(5)
+    ]
+    assert answers == [400, 400, 400, 429, 429]
+
+
+def test_behind_a_configured_proxy_the_login_throttle_keys_on_the_address_it_saw(
+    db, make_user, settings
+):
+    from core.clients import client_address
+
+    settings.NUM_PROXIES = 1
+    meta = {"REMOTE_ADDR": "10.1.1.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7"}
+    request = type("Request", (), {"META": meta})()
+    assert client_address(request) == "203.0.113.7"  # not the client's own claim, 6.6.6.6
+    settings.NUM_PROXIES = 0
+    assert client_address(request) == "10.1.1.1"
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "qwertyuiop"])
+def test_common_and_numeric_passwords_are_refused(db, password):
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        validate_password(password)

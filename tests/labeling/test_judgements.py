@@ -92,3 +92,19 @@ def test_an_expired_lease_given_to_someone_else_is_a_conflict(
     services.assign_next_comparison(annotator=b, project=project)
     with pytest.raises(Conflict, match="expired"):
         services.record_judgement(annotator=a, comparison=lease.comparison, choice="left")
+
+
+def test_an_answer_to_an_order_the_lease_no_longer_has_is_a_conflict_and_stores_nothing(
+    leased,
+):
+    user, lease = leased()
+    left, right = lease.display_order
+    with pytest.raises(Conflict, match="reload"):
+        services.record_judgement(
+            annotator=user, comparison=lease.comparison, choice="left", shown_order=[right, left]
+        )
+    assert not Judgement.objects.exists()
+    stored = services.record_judgement(
+        annotator=user, comparison=lease.comparison, choice="left", shown_order=[left, right]
+    )
+    assert stored.created and stored.judgement.ranking == [left, right]

@@ -46,3 +46,41 @@ def test_check_deploy_has_no_warnings_in_production():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout
+
+
+def _python(code: str, **env_overrides):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "rlhf_platform.settings", "DEBUG": "1"}
+    env.update(env_overrides)
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + code],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("env", "location"),
+    [
+        ({"CELERY_BROKER_URL": "redis://cache.example:6379/2"}, "redis://cache.example:6379/2"),
+        ({"CELERY_BROKER_URL": "redis+socket:///run/r.sock"}, "unix:///run/r.sock"),
+        ({"CELERY_BROKER_URL": "amqp://rabbit//", "CACHE_URL": "redis://c:1/0"}, "redis://c:1/0"),
+        ({"CELERY_BROKER_URL": "amqp://rabbit//", "CACHE_URL": ""}, "locmem"),
+    ],
+)
+def test_the_cache_is_the_shared_redis_when_there_is_one(env, location):
+    code = "from django.conf import settings; c = settings.CACHES['default']\n"
+    code += "print(c.get('LOCATION') or c['BACKEND'].split('.')[-2])"
+    assert _python(code, **env) == location
+
+
+def test_two_processes_see_one_counter_in_the_shared_cache():
+    import uuid
+
+    key = f"probe-{uuid.uuid4().hex}"
+    setter = f"from django.core.cache import cache; cache.set({key!r}, 7, 60); cache.incr({key!r})"
+    _python(setter)
+    reader = (
+        f"from django.core.cache import cache; print(cache.get({key!r})); cache.delete({key!r})"
+    )
+    assert _python(reader) == "8"

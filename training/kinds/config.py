@@ -156,6 +156,7 @@ class TrajectoryConfig:
     gamma: float = setting(0.99, float_in(0.0, 1.0))
     seed: int | None = setting(0, optional_seed)
     eval_episodes: int = setting(20, int_in(1, 1000))
+    recent_policies: int = setting(1, int_in(1, 16))
     label_schedule: str = setting("uniform", one_of("uniform", "front_loaded"))
     label_budget: int | None = setting(None, optional(int_in(1, 10_000_000)))
     label_rounds: int | None = setting(None, optional(int_in(1, 100_000)))

@@ -211,8 +211,8 @@ class TextKind:
             top_p=config.top_p,
             max_new_tokens=config.max_new_tokens,
             seed=context.seed,
+            progress=lambda f: context.progress(0.8 * f),
         )
-        context.progress(0.8)
         initial = None if parent else _store_policy(project, policy, tokenizer)
         data = {"policy_version": parent.version if parent else 0}
         items, comparisons = [], []

@@ -103,6 +103,37 @@ def evaluation_metrics(config: TrajectoryConfig, policy: ActorCritic, *, seed: i
     return {"charts/true_return": float(returns.mean()), "charts/true_return_se": se}
 
 
+def _candidates(project: Project, config: TrajectoryConfig, *, newest, n: int, seed: int, progress):
+    """``n`` candidate segments, in equal shares from the newest ``recent_policies``
+    policies (the newest first), shuffled; and the policy version of each. progress(f)
+    as they are collected."""
+    parent, policy = newest
+    policies = [(parent.version if parent else 0, policy)]
+    if parent is not None and config.recent_policies > 1:
+        older = Policy.objects.filter(project=project, version__lt=parent.version)
+        for row in older.order_by("-version")[: config.recent_policies - 1]:
+            with artifacts.local_copy(row.checkpoint) as path:
+                policies.append((row.version, checkpoints.load_policy(path)))
+    candidates, versions = [], []
+    for k, ((version, acting), share) in enumerate(
+        zip(policies, np.array_split(np.arange(n), len(policies)), strict=True)
+    ):
+        found = replay.collect_replayable_segments(
+            env_id=config.env_id,
+            policy=acting,
+            n_segments=len(share),
+            segment_length=config.segment_length,
+            seed=seed + 100_003 * k,
+            progress=lambda f, k=k: progress((k + f) / len(policies)),
+        )
+        candidates += found
+        versions += [version] * len(found)
+    if len(policies) > 1:  # mix the policies' segments before pairing them
+        order = np.random.default_rng(seed).permutation(len(candidates))
+        candidates, versions = [candidates[i] for i in order], [versions[i] for i in order]
+    return candidates, versions
+
+
 class TrajectoryKind:
     name = "trajectory"
     config_type = TrajectoryConfig
@@ -156,19 +187,20 @@ class TrajectoryKind:
 
     def generate_comparisons(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
-        parent, policy, _ = _load_policy(project, config, seed=seed)
         n_pairs = config.comparisons_in_round(context.step.number)
         if n_pairs == 0:  # the label schedule's budget is spent
             return StepResult({"comparisons/created": 0})
+        parent, policy, _ = _load_policy(project, config, seed=seed)
         _, ensemble = _load_reward_ensemble(project)
         strategy = config.selection if ensemble is not None else "random"
         oversample = DISAGREEMENT_OVERSAMPLE if strategy == "disagreement" else 1
-        candidates = replay.collect_replayable_segments(
-            env_id=config.env_id,
-            policy=policy,
-            n_segments=2 * n_pairs * oversample,
-            segment_length=config.segment_length,
+        candidates, versions = _candidates(
+            project,
+            config,
+            newest=(parent, policy),
+            n=2 * n_pairs * oversample,
             seed=seed,
+            progress=lambda f: context.progress(0.1 * f),
         )
         segments = [c.segment for c in candidates]
         if strategy == "disagreement":
@@ -183,7 +215,6 @@ class TrajectoryKind:
             pairs = [(2 * i, 2 * i + 1) for i in range(n_pairs)]  # candidates are i.i.d.
         context.progress(0.1)
         chosen = sorted({i for pair in pairs for i in pair})
-        policy_version = parent.version if parent else 0
         items = []
         for n, index in enumerate(chosen):
             candidate = candidates[index]
@@ -199,7 +230,7 @@ class TrajectoryKind:
             )
             data = {
                 "true_return": candidate.segment.true_return,
-                "policy_version": policy_version,
+                "policy_version": versions[index],
                 "episode_seed": candidate.episode_seed,
                 "start": candidate.start,
             }

@@ -178,6 +178,7 @@
     if (!current || busy) return;
     busy = true;
     body.time_spent_ms = Math.round(performance.now() - shownAt);
+    body.shown_order = current.items.map((it) => it.id); // a stale page gets a 409, not a flip
     body.next = true; // the answer carries the next comparison: one round trip per judgement
     try {
       const { status, data } = await api(`/api/comparisons/${current.id}/judgement/`, body);

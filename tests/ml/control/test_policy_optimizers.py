@@ -156,3 +156,17 @@ def test_gae_matches_a_hand_computation_and_bootstraps_truncation():
     delta_0 = 1.0 + 0.9 * 0.5 - 0.5
     expected = [delta_0 + gamma * lam * delta_1, delta_1, delta_2]
     assert advantages.flatten().tolist() == pytest.approx(expected)
+
+
+def test_ppo_raises_pendulums_true_return_within_a_small_budget():
+    """Continuous control: 30k steps of clipped PPO (no KL penalty) on Pendulum's own
+    reward lift a fresh policy's return by hundreds (−1395 to about −900 at this seed)."""
+    env = "Pendulum-v1"
+    policy = policy_for_env(env, seed=0)
+    before = evaluate_policy(env_id=env, policy=policy, episodes=5, seed=100)
+    config = PPOConfig(num_envs=8, num_steps=64, learning_rate=1e-3, update_epochs=10,
+                       num_minibatches=8, kl_coef=0.0, kl_target=None, gamma=0.9)  # fmt: skip
+    train_ppo(env_id=env, policy=policy, total_steps=30_000, config=config, seed=0)
+    after = evaluate_policy(env_id=env, policy=policy, episodes=5, seed=100)
+    assert before < -1200, "the untrained policy should swing aimlessly; change the seed otherwise"
+    assert after >= before + 300

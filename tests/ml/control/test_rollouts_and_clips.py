@@ -157,3 +157,15 @@ def test_clip_writers_reject_frames_they_cannot_encode(tmp_path):
     with pytest.raises(ValueError, match="RGB"):
         write_poster(np.zeros((4, 4), np.uint8), path=tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_collecting_replayable_segments_reports_its_progress_per_episode():
+    from training.ml.control.replay import collect_replayable_segments
+
+    seen: list[float] = []
+    found = collect_replayable_segments(
+        env_id="Pendulum-v1", policy=None, n_segments=12, segment_length=50, seed=0,
+        progress=seen.append,
+    )  # fmt: skip
+    assert len(found) >= 12
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 3  # 4 segments an episode

@@ -62,6 +62,17 @@ def test_sample_responses_is_reproducible_from_its_seed(tiny_lm):
     assert sample(1) != sample(2)
 
 
+def test_sampling_reports_its_progress_batch_by_batch(tiny_lm):
+    from training.ml.lm.lm import generate_response_ids
+
+    model, tokenizer = tiny_lm
+    seen: list[float] = []
+    generate_response_ids(model=model, tokenizer=tokenizer, prompts=demo_prompts(5), k=2,
+                          temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0,
+                          batch_size=2, progress=seen.append)  # fmt: skip
+    assert seen == [0.4, 0.8, 1.0]  # after each of the batches of 2, 2 and 1 prompts
+
+
 def test_save_policy_round_trips_through_save_pretrained(tiny_lm, tmp_path):
     model, tokenizer = tiny_lm
     save_policy(model, tokenizer, tmp_path / "policy")

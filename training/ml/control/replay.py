@@ -11,6 +11,7 @@ given the reset seed and the actions), and only the chosen segments' frames are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,10 +52,11 @@ def collect_replayable_segments(
     seed: int,
     device: torch.device | str = "cpu",
     max_episodes: int | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> list[ReplayableSegment]:
     """Roll ``policy`` out (stochastically; None = uniformly random actions) episode by
     episode and cut each episode into consecutive segments of ``segment_length`` steps
-    (an episode's shorter remainder is dropped)."""
+    (an episode's shorter remainder is dropped). progress(fraction found) per episode."""
     env = make_env(env_id)
     spec = action_spec_of(env.action_space)
     env.action_space.seed(seed)
@@ -70,6 +72,8 @@ def collect_replayable_segments(
                         env, policy, spec, seed=seed + episode, length=segment_length, device=device
                     )
                 )
+                if progress is not None:
+                    progress(min(1.0, len(found) / n_segments))
     finally:
         env.close()
     if len(found) < n_segments:

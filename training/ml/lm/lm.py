@@ -14,7 +14,7 @@ left-padded for generation (so every prompt ends where generation starts).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,10 +235,11 @@ def generate_response_ids(
     seed: int,
     device: torch.device | str = "cpu",
     batch_size: int = 16,
+    progress: Callable[[float], None] | None = None,
 ) -> list[list[list[int]]]:
     """K sampled responses per prompt as token ids (P, K, ·), each cut after its first eos
     (kept) and without padding. temperature 0 decodes greedily. The same seed and
-    batch_size give the same samples."""
+    batch_size give the same samples. progress(fraction of the prompts) after each batch."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}.")
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -279,6 +280,8 @@ def generate_response_ids(
                         ids = ids[: ids.index(eos) + 1]
                     per_prompt.append(ids)
                 samples.append(per_prompt)
+            if progress is not None:
+                progress(len(samples) / len(encoded))
     return samples
 
 
@@ -299,8 +302,10 @@ def sample_responses(
     max_new_tokens: int = 48,
     seed: int,
     device: torch.device | str = "cpu",
+    progress: Callable[[float], None] | None = None,
 ) -> list[list[str]]:
-    """K sampled response texts per prompt (P lists of K), reproducible from seed."""
+    """K sampled response texts per prompt (P lists of K), reproducible from seed;
+    progress(fraction of the prompts) as batches finish."""
     ids = generate_response_ids(
         model=model,
         tokenizer=tokenizer,
@@ -311,5 +316,6 @@ def sample_responses(
         max_new_tokens=max_new_tokens,
         seed=seed,
         device=device,
+        progress=progress,
     )
     return [decode_responses(tokenizer, per_prompt) for per_prompt in ids]
