@@ -22,7 +22,7 @@ import torch
 
 from training.ml.control.experience import RewardFn, VectorRunner, training_rewards
 from training.ml.control.policies import ActorCritic
-from training.ml.control.training_state import TrainingState
+from training.ml.control.training_state import TrainingState, resumed_adam
 from training.ml.seeding import torch_seeded
 
 
@@ -59,9 +59,7 @@ def train_a2c(
     runner = VectorRunner(env_id=env_id, num_envs=config.num_envs, seed=seed, device=device)
     runner.check_policy(policy)
     policy.to(device).train()
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
-    if state is not None:
-        state.restore(optimizer, learning_rate=config.learning_rate)
+    optimizer = resumed_adam(policy.parameters(), learning_rate=config.learning_rate, state=state)
     num_iterations = max(1, total_steps // (config.num_envs * config.num_steps))
     learned_reward_sum, learned_reward_count = 0.0, 0
     metrics: dict[str, float] = {}

@@ -24,7 +24,7 @@ from torch import Tensor
 from training.ml.control.experience import RewardFn, VectorRunner, training_rewards
 from training.ml.control.policies import ActorCritic
 from training.ml.control.spaces import as_tensor, to_env_actions
-from training.ml.control.training_state import TrainingState
+from training.ml.control.training_state import TrainingState, resumed_adam
 from training.ml.seeding import torch_seeded
 
 
@@ -100,9 +100,7 @@ def train_reinforce(
     runner = VectorRunner(env_id=env_id, num_envs=config.num_envs, seed=seed, device=device)
     runner.check_policy(policy)
     policy.to(device).train()
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
-    if state is not None:
-        state.restore(optimizer, learning_rate=config.learning_rate)
+    optimizer = resumed_adam(policy.parameters(), learning_rate=config.learning_rate, state=state)
     learned_reward_sum, learned_reward_count = 0.0, 0
     metrics: dict[str, float] = {}
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from training.ml.control.experience import RewardFn, VectorRunner, training_rewards
 from training.ml.control.policies import ActorCritic
-from training.ml.control.training_state import TrainingState
+from training.ml.control.training_state import TrainingState, resumed_adam
 from training.ml.seeding import torch_seeded
 
 
@@ -89,9 +89,9 @@ def train_ppo(
     runner = VectorRunner(env_id=env_id, num_envs=config.num_envs, seed=seed, device=device)
     runner.check_policy(policy)
     policy.to(device).train()
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate, eps=1e-5)
-    if state is not None:
-        state.restore(optimizer, learning_rate=config.learning_rate)
+    optimizer = resumed_adam(
+        policy.parameters(), learning_rate=config.learning_rate, state=state, eps=1e-5
+    )
     batch_size = config.num_envs * config.num_steps
     minibatch_size = max(1, batch_size // config.num_minibatches)
     num_iterations = max(1, total_steps // batch_size)

@@ -44,6 +44,16 @@ class TrainingState:
         return cls(optimizer=data.get("optimizer"), kl_coef=data.get("kl_coef"))
 
 
+def resumed_adam(
+    parameters, *, learning_rate: float, state: TrainingState | None, eps: float = 1e-8
+) -> torch.optim.Adam:
+    """An Adam optimiser over ``parameters`` that continues from ``state`` when given."""
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate, eps=eps)
+    if state is not None:
+        state.restore(optimizer, learning_rate=learning_rate)
+    return optimizer
+
+
 def _to_cpu(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
