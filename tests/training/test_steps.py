@@ -26,26 +26,34 @@ def test_each_step_has_a_task_of_its_declared_name():
 
 
 @pytest.mark.django_db
-def test_a_round_has_one_run_per_step_and_its_chain_follows_the_steps_queues(
-    make_project, settings, monkeypatch
+def test_a_round_has_one_run_per_step_and_its_chain_reaches_the_broker_on_the_steps_queues(
+    make_project, settings
 ):
-    settings.CELERY_QUEUE_PREFIX = "q-"
-    sent = []
+    import uuid
 
-    class Sent:
-        id = "chain-id"
+    from rlhf_platform.celery import app
 
-    def apply_async(signature, *args, **kwargs):
-        sent.extend((task.task, task.args, task.options["queue"]) for task in signature.tasks)
-        return Sent()
-
-    monkeypatch.setattr("celery.canvas._chain.apply_async", apply_async)
+    prefix = f"test-steps-{uuid.uuid4().hex[:8]}-"
+    settings.CELERY_QUEUE_PREFIX = prefix  # queues of this test's own on the real broker
     project = make_project(kind="trajectory", round_size=10_000)
     round_run = services.start_round(project=project, trigger="test", enqueue=False)
     assert services.enqueue_round(round_run.pk)
-
     runs = {run.kind: run.pk for run in round_run.steps.all()}
-    assert list(runs) and set(runs) == {step.kind for step in steps.STEPS}
-    assert sent == [(step.task, (runs[step.kind],), "q-" + step.queue) for step in steps.STEPS]
+    assert set(runs) == {step.kind for step in steps.STEPS}
+
+    first, *rest = steps.STEPS
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue(prefix + first.queue)
+        try:
+            message = queue.get(timeout=10)
+            message.ack()
+        finally:
+            queue.queue.delete()
+            queue.close()
+    args, _kwargs, embed = message.decode()
+    assert message.headers["task"] == first.task and list(args) == [runs[first.kind]]
+    # The rest of the chain travels with the message, last step first, each on its queue.
+    chained = [(s["task"], list(s["args"]), s["options"]["queue"]) for s in embed["chain"]]
+    assert chained[::-1] == [(s.task, [runs[s.kind]], prefix + s.queue) for s in rest]
     round_run.refresh_from_db()
-    assert round_run.celery_task_id == "chain-id"
+    assert round_run.celery_task_id == embed["chain"][0]["options"]["task_id"]  # the last step's
