@@ -120,10 +120,24 @@ class Comparison(models.Model):
         help_text="Leases with status open (expired or not); kept by a database trigger.",
     )
     data = models.JSONField(default=dict, blank=True)
+    import_key = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="SHA-256 of the imported line's content; a line is stored once per project.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["project", "status", "id"], name="comparison_queue")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "import_key"],
+                condition=~Q(import_key=""),
+                name="comparison_import_once",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"comparison {self.pk}"
