@@ -67,8 +67,7 @@ format: $(VENV)/.installed-dev
 
 ## stop: stop the embedded PostgreSQL and Redis that `make run` left running in .data/.
 stop:
-	-test -f .data/redis.pid && kill $$(cat .data/redis.pid)
-	-test -d .data/pg && $(BIN)/python -c "import pgserver,sys; pgserver.get_server('.data/pg', cleanup_mode='stop').cleanup()"
+	$(BIN)/python -m rlhf_platform.embedded stop .data
 
 clean: stop
 	rm -rf .data

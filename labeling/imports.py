@@ -1,7 +1,9 @@
-"""Import of items and comparisons from JSONL: all of a file, or nothing of it."""
+"""Import of items and comparisons from JSONL: all of a file, or nothing of it; a line
+already imported into the project is not stored again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ class ImportResult:
     created_items: int
     created_comparisons: int
     created_judgements: int
+    skipped_duplicates: int  # lines imported before, or earlier in the same file
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,20 @@ class _Row:
     prompt: str
     responses: list[str]
     judged: bool  # a {"prompt", "chosen", "rejected"} line: responses[0] won
+    key: str  # Comparison.import_key: the line's content, hashed
+
+
+def import_key(*, prompt: str, responses: list[str], judged: bool) -> str:
+    """SHA-256 of a canonical JSON of a line's content: the same prompt and responses in
+    the same order give the same key however the line was spaced or its keys ordered; a
+    judged pair and an unjudged pair of the same texts give different keys."""
+    if judged:
+        chosen, rejected = responses
+        content = {"line": "judged", "prompt": prompt, "chosen": chosen, "rejected": rejected}
+    else:
+        content = {"line": "responses", "prompt": prompt, "responses": responses}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -> ImportResult:
@@ -39,6 +56,11 @@ def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -
     annotators), or ``{"prompt": str, "chosen": str, "rejected": str}`` (a pair already
     judged, recorded as a judgement by ``importer`` and not queued). Blank lines are
     ignored. The first bad line raises ImportRejected naming it, and nothing is stored.
+
+    A line whose content (see ``import_key``) is already in the project, or earlier in
+    ``data``, is not stored again and is counted in ``skipped_duplicates``. Imports into
+    one project are serialised on its row lock, so two imports of the same file at once
+    store it once.
     """
     if project.kind != Project.Kind.TEXT:
         raise InvalidInput(
@@ -54,6 +76,9 @@ def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -
     if not rows:
         raise ImportRejected(None, "the file holds no JSON lines")
     with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # serialise imports
+        parsed = len(rows)
+        rows = _new_rows(project, rows)
         items = Item.objects.bulk_create(
             Item(project=project, prompt=row.prompt, text=text, data={"source": "import"})
             for row in rows
@@ -64,6 +89,7 @@ def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -
                 project=project,
                 status=Comparison.Status.CLOSED if row.judged else Comparison.Status.OPEN,
                 data={"source": "import"},
+                import_key=row.key,
             )
             for row in rows
         )
@@ -81,7 +107,23 @@ def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -
         ComparisonItem.objects.bulk_create(slots)
         for comparison, ranking in judged:
             record_imported_judgement(importer=importer, comparison=comparison, ranking=ranking)
-    return ImportResult(len(items), len(comparisons), len(judged))
+    return ImportResult(len(items), len(comparisons), len(judged), parsed - len(rows))
+
+
+def _new_rows(project: Project, rows: list[_Row]) -> list[_Row]:
+    """The rows whose content is not in ``project`` yet, each content once. Call while
+    holding the project's row lock, so no other import adds keys meanwhile."""
+    stored = set(
+        Comparison.objects.filter(
+            project=project, import_key__in=[row.key for row in rows]
+        ).values_list("import_key", flat=True)
+    )
+    new = []
+    for row in rows:
+        if row.key not in stored:
+            stored.add(row.key)
+            new.append(row)
+    return new
 
 
 def _parse(data: bytes):
@@ -123,7 +165,9 @@ def _row(number: int, obj) -> _Row:
             _check_length(number, f"responses[{i}]", text)
         if len(set(responses)) != len(responses):
             raise ImportRejected(number, "'responses' must be distinct")
-        return _Row(prompt, list(responses), judged=False)
+        responses = list(responses)
+        key = import_key(prompt=prompt, responses=responses, judged=False)
+        return _Row(prompt, responses, judged=False, key=key)
     if "chosen" in obj or "rejected" in obj:
         extra = set(obj) - {"prompt", "chosen", "rejected"}
         if extra:
@@ -137,7 +181,8 @@ def _row(number: int, obj) -> _Row:
             pair.append(text)
         if pair[0] == pair[1]:
             raise ImportRejected(number, "'chosen' and 'rejected' must differ")
-        return _Row(prompt, pair, judged=True)
+        key = import_key(prompt=prompt, responses=pair, judged=True)
+        return _Row(prompt, pair, judged=True, key=key)
     raise ImportRejected(
         number, "expected {'prompt', 'responses'} or {'prompt', 'chosen', 'rejected'}"
     )

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/", include("core.api.urls")),  # last: it ends with the JSON 404
     path("", include("training.urls")),
     path("", include("labeling.urls")),
+    path("", include("demo.urls")),
 ]
 
 handler500 = "core.outage.server_error_or_unavailable"

@@ -9,7 +9,12 @@ from pathlib import Path
 import psycopg
 import redis
 
-from rlhf_platform.embedded import embedded_database_url, embedded_redis_url
+from rlhf_platform.embedded import (
+    embedded_database_url,
+    embedded_redis_url,
+    postgres_running,
+    stop,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,10 +36,9 @@ def test_embedded_postgres_and_redis_start_and_are_reused(tmp_path):
         assert embedded_database_url(data_dir) == db_url
         assert embedded_redis_url(data_dir) == broker_url
     finally:
-        subprocess.run(["kill", (data_dir / "redis.pid").read_text().strip()], check=False)
-        import pgserver
-
-        pgserver.get_server(data_dir / "pg", cleanup_mode="stop").cleanup()
+        assert stop(data_dir) == ["PostgreSQL", "Redis"]
+    assert not postgres_running(data_dir)
+    assert not (data_dir / "redis.sock").exists()
 
 
 def test_manage_py_migrates_onto_the_embedded_database_when_no_url_is_set(tmp_path):
@@ -60,11 +64,34 @@ def test_manage_py_migrates_onto_the_embedded_database_when_no_url_is_set(tmp_pa
             timeout=60,
         )
         assert "[X] 0001_initial" in shown.stdout, shown.stdout + shown.stderr
+        for noise in ("XDG_RUNTIME_DIR", "remaining pids", "cleaning last handle"):
+            assert noise not in shown.stderr + shown.stdout
     finally:
-        pid = tmp_path / "data" / "redis.pid"
-        if pid.exists():
-            subprocess.run(["kill", pid.read_text().strip()], check=False)
-        import pgserver
+        stop(tmp_path / "data")
 
-        if (tmp_path / "data" / "pg").exists():
-            pgserver.get_server(tmp_path / "data" / "pg", cleanup_mode="stop").cleanup()
+
+def _setup_django(env: dict) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_test_run_stops_the_servers_it_started_and_leaves_running_ones(tmp_path):
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="rlhf_platform.test_settings")
+    try:
+        _setup_django(env)  # starts both servers, and stops them as it exits
+        assert (data_dir / "pg").is_dir()
+        assert not postgres_running(data_dir)
+        assert not (data_dir / "redis.sock").exists()
+
+        embedded_database_url(data_dir)  # now running before the "test run" starts
+        embedded_redis_url(data_dir)
+        _setup_django(env)
+        assert postgres_running(data_dir)
+        assert redis.Redis(unix_socket_path=str(data_dir / "redis.sock")).ping()
+    finally:
+        stop(data_dir)

@@ -30,9 +30,21 @@ def _manage(*args, **env_overrides):
     [({"ALLOWED_HOSTS": "example.org"}, "SECRET_KEY"), ({"SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS")],
 )
 def test_production_refuses_to_start_without_secret_key_and_allowed_hosts(env, missing):
-    done = _manage("check", **env)
+    done = _manage("check", DEBUG="0", **env)
     assert done.returncode != 0
     assert f"{missing} is not set" in done.stderr
+
+
+def test_manage_py_in_a_checkout_without_production_settings_runs_in_development_mode():
+    done = _manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_a_secret_key_in_the_environment_means_production_defaults_for_manage_py():
+    done = _manage("check", SECRET_KEY="x" * 60)
+    assert done.returncode != 0
+    assert "ALLOWED_HOSTS is not set" in done.stderr
 
 
 def test_check_deploy_has_no_warnings_in_production():

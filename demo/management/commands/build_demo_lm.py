@@ -1,20 +1,17 @@
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
+from demo import lm_build
 from training.ml.lm.demo_lm import DEMO_CORPUS, build_demo_lm
-
-
-def demo_lm_dir() -> Path:
-    return Path(settings.DATA_DIR) / "demo-lm"
 
 
 class Command(BaseCommand):
     help = (
         "Train the small demo GPT-2-style model and its byte-level BPE tokenizer on the "
-        "corpus shipped in demo/ (a few minutes on 2 CPU cores); cached under .data/."
+        "corpus shipped in demo/ (a few minutes on 2 CPU cores), in the foreground; cached "
+        "under .data/. `make run` builds it on the worker in the background instead."
     )
 
     def add_arguments(self, parser):
@@ -24,8 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args, out, force, steps, seed, **options):
-        out = out or demo_lm_dir()
-        if (out / "demo_lm.json").is_file() and not force:
+        out = out or lm_build.model_dir()
+        if lm_build.is_built(out) and not force:
             self.stdout.write(f"The demo model is already built at {out} (--force rebuilds).")
             return
         extra = {"steps": steps} if steps else {}

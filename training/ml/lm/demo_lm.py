@@ -154,6 +154,9 @@ def build_demo_lm(
     )
     with torch_seeded(seed, device=device):
         model = GPT2LMHeadModel(model_config).to(device)
+        # GPT2LMHeadModel's name matches no loss in transformers' table; naming it spares
+        # the "loss_type=None ... unrecognized" warning on the first step.
+        model.loss_type = "ForCausalLM"
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
