@@ -71,7 +71,10 @@ def _env(media_root: Path) -> dict:
     return env
 
 
-def test_the_readmes_commands_run_as_printed_one_after_another(transactional_db, media_root):
+def test_the_readmes_commands_run_as_printed_one_after_another(
+    transactional_db, media_root, settings
+):
+    settings.DEBUG = True  # demo accounts are for development only
     call_command("seed_demo")
     project = Project.objects.get(slug="demo-pendulum")
     project.config = {**project.config, **TINY_PENDULUM}

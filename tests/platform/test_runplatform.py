@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 
 from demo import lm_build
 from demo.tasks import build_demo_lm
@@ -67,6 +68,13 @@ def test_the_pages_show_the_demo_models_build_while_it_runs(data_dir, client, ma
     )
 
 
+def test_seed_demo_makes_its_well_known_accounts_only_in_development(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="seed_demo runs only with DEBUG=1"):
+        call_command("seed_demo")
+    assert not get_user_model().objects.filter(username="admin").exists()
+
+
 def test_the_build_status_is_for_logged_in_users(data_dir, client):
     response = client.get("/demo/lm-status/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
@@ -76,6 +84,7 @@ def test_the_build_status_is_for_logged_in_users(data_dir, client):
 def test_the_demo_model_builds_on_the_worker_then_its_project_appears_with_comparisons(
     data_dir, celery_worker_process, settings
 ):
+    settings.DEBUG = True  # demo accounts are for development only
     call_command("seed_demo")
     assert not Project.objects.filter(slug=lm_build.SLUG).exists()  # not built yet
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+GOOD_KEY = "a-long-random-production-secret-key-0123456789-abcdefghijklmnop"
 
 
 def _manage(*args, **env_overrides):
@@ -27,12 +28,26 @@ def _manage(*args, **env_overrides):
 
 @pytest.mark.parametrize(
     ("env", "missing"),
-    [({"ALLOWED_HOSTS": "example.org"}, "SECRET_KEY"), ({"SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS")],
+    [({"ALLOWED_HOSTS": "example.org"}, "SECRET_KEY"), ({"SECRET_KEY": GOOD_KEY}, "ALLOWED_HOSTS")],
 )
 def test_production_refuses_to_start_without_secret_key_and_allowed_hosts(env, missing):
     done = _manage("check", DEBUG="0", **env)
     assert done.returncode != 0
     assert f"{missing} is not set" in done.stderr
+
+
+@pytest.mark.parametrize("key", ["x", "k" * 60, "short-but-random-0123"])
+def test_production_refuses_a_short_or_plain_secret_key(key):
+    done = _manage("check", DEBUG="0", SECRET_KEY=key, ALLOWED_HOSTS="example.org")
+    assert done.returncode != 0
+    assert "SECRET_KEY is too short or too plain" in done.stderr
+
+
+def test_the_proxys_https_header_is_trusted_only_when_told_of_a_proxy():
+    direct = "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"
+    production = {"DEBUG": "0", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "example.org"}
+    assert _python(direct, **production) == "None"
+    assert _python(direct, **production, NUM_PROXIES="1") == ("('HTTP_X_FORWARDED_PROTO', 'https')")
 
 
 def test_manage_py_in_a_checkout_without_production_settings_runs_in_development_mode():
@@ -42,7 +57,7 @@ def test_manage_py_in_a_checkout_without_production_settings_runs_in_development
 
 
 def test_a_secret_key_in_the_environment_means_production_defaults_for_manage_py():
-    done = _manage("check", SECRET_KEY="x" * 60)
+    done = _manage("check", SECRET_KEY=GOOD_KEY)
     assert done.returncode != 0
     assert "ALLOWED_HOSTS is not set" in done.stderr
 
@@ -53,7 +68,7 @@ def test_check_deploy_has_no_warnings_in_production():
         "--deploy",
         "--fail-level",
         "WARNING",
-        SECRET_KEY="a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
+        SECRET_KEY=GOOD_KEY,
         ALLOWED_HOSTS="labels.example.org",
     )
     assert done.returncode == 0, done.stdout + done.stderr

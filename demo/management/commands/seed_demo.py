@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from demo import lm_build
@@ -44,6 +44,11 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        if not settings.DEBUG:
+            raise CommandError(
+                "The demo accounts (admin / admin, annotator / annotator) are for a "
+                "development machine: seed_demo runs only with DEBUG=1."
+            )
         User = get_user_model()
         with transaction.atomic():
             users = {}
