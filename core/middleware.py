@@ -44,3 +44,23 @@ class RequestBodyLimitMiddleware:
         except Resolver404:
             return 0
         return settings.LARGE_BODY_LIMITS.get(name, 0)
+
+
+class PrivateByDefaultMiddleware:
+    """``Cache-Control: private, no-store`` on every answer that did not set its own and is
+    an API answer or a page for a signed-in user: judgements, exports and dashboards are
+    one person's view, which neither a shared proxy nor the browser's disk should keep.
+    Static files (WhiteNoise answers before this) keep their long cache lifetimes."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.has_header("Cache-Control"):
+            return response
+        user = getattr(request, "user", None)
+        signed_in = user is not None and user.is_authenticated
+        if signed_in or request.path_info.startswith(settings.API_PATH_PREFIX):
+            response["Cache-Control"] = "private, no-store"
+        return response

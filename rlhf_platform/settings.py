@@ -85,7 +85,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.PrivateByDefaultMiddleware",  # after auth: it asks who is signed in
 ]
+API_PATH_PREFIX = "/api/"  # rlhf_platform/urls.py mounts every API under it
 
 ROOT_URLCONF = "rlhf_platform.urls"
 
