@@ -46,8 +46,9 @@ EVAL_EPISODES = 20
 
 # --- one run, in its own process ---------------------------------------------------------------
 def run_platform(*, labels: int, seed: int, teacher: str, steps: int, rounds: int) -> dict:
-    """One project through run_loop: round 1 samples from the initial policy, rounds
-    2..rounds train on what was judged; the last one asks for no more labels."""
+    """One project through run_loop: the first comparisons are sampled from the initial
+    policy, then ``rounds`` − 1 rounds train on what was judged (run_loop judges before
+    each round); the last one asks for no more labels."""
     from django.core.management import call_command
 
     from labeling import services
@@ -71,10 +72,10 @@ def run_platform(*, labels: int, seed: int, teacher: str, steps: int, rounds: in
     start = time.perf_counter()
     with open(os.devnull, "w") as quiet:
         call_command(
-            "run_loop", project=slug, rounds=rounds, teacher=teacher, seed=seed, stdout=quiet
+            "run_loop", project=slug, rounds=rounds - 1, teacher=teacher, seed=seed, stdout=quiet
         )
     wall = time.perf_counter() - start
-    last = Run.objects.get(project__slug=slug, kind="improve_policy", number=rounds)
+    last = Run.objects.get(project__slug=slug, kind="improve_policy", number=rounds - 1)
     judged = Run.objects.filter(project__slug=slug, kind="generate_comparisons")
     return {
         "true_return": last.metrics["charts/true_return"],

@@ -25,7 +25,6 @@ from core.errors import DomainError
 from demo.accounts import DEMO_USERS
 from labeling import services
 from labeling.models import Project
-from training.ml.lm.demo_lm import DEMO_CORPUS, build_demo_lm, read_prompts
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,8 @@ def write_status(status: BuildStatus) -> None:
 
 
 def demo_lm_config(path: Path) -> dict:
+    from training.ml.lm.demo_lm import read_prompts  # torch: not on the web's import path
+
     return {
         "model_dir": str(path),
         "prompts": read_prompts(),
@@ -146,6 +147,8 @@ def build_and_seed(*, steps: int | None = None, path: Path | None = None) -> str
 
 
 def _build(path: Path, steps: int | None) -> None:
+    from training.ml.lm.demo_lm import DEMO_CORPUS, build_demo_lm  # torch, transformers
+
     write_status(BuildStatus(State.BUILDING, 0.0))
     last_write = 0.0
 

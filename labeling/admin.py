@@ -7,17 +7,22 @@ import json
 import zipfile
 
 from django.contrib import admin
-from django.db.models import Count, Func, OuterRef, Subquery
+from django.contrib.admin.utils import unquote
+from django.db.models import Count, Func, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from labeling import selectors
+from labeling import selectors, summaries
 from labeling.models import (
     Assignment,
     Comparison,
     ComparisonItem,
     Item,
     Judgement,
+    JudgementRevision,
     Membership,
     Project,
 )
@@ -42,6 +47,12 @@ def export_projects(modeladmin, request, queryset):
     return response
 
 
+def short_time(value) -> str:
+    """A time as "2026-05-03 14:20" (local): it wraps at the space, where the admin's own
+    date format keeps a list's column 150 px wide."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+
 def _count(model) -> Coalesce:
     """The number of ``model`` rows of each project, as a correlated subquery."""
     rows = model.objects.filter(project=OuterRef("pk")).order_by().values("project")
@@ -50,14 +61,13 @@ def _count(model) -> Coalesce:
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = [
+    list_display = [  # the name, overlap and gold rate are on the form: the list fits 1280 px
         "slug",
-        "name",
         "kind",
-        "overlap",
         "round_size",
         "n_comparisons",
         "n_judgements",
+        "pages",
     ]
     list_filter = ["kind"]
     search_fields = ["slug", "name"]
@@ -82,6 +92,23 @@ class ProjectAdmin(admin.ModelAdmin):
     @admin.display(description="judgements", ordering="_judgements")
     def n_judgements(self, obj):
         return obj._judgements
+
+    def page_links(self, project: Project) -> list[tuple[str, str]]:
+        """(label, url) of the project's pages outside the admin; training's admin adds
+        the dashboard."""
+        return [("Label", reverse("labeling:annotate", args=[project.slug]))]
+
+    @admin.display(description="pages")
+    def pages(self, obj):
+        return format_html_join(" · ", '<a href="{1}">{0}</a>', self.page_links(obj))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # the links beside "History" (admin/labeling/project/change_form.html)
+        project = self.get_object(request, unquote(object_id))
+        links = self.page_links(project) if project is not None else []
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), "page_links": links}
+        )
 
 
 @admin.register(Membership)
@@ -111,7 +138,7 @@ class ComparisonItemInline(admin.TabularInline):
 
 @admin.register(Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "status", "k", "judgement_count", "is_gold", "created_at"]
+    list_display = ["id", "project", "status", "k", "judgement_count", "is_gold", "created"]
     list_filter = ["project", "status"]
     search_fields = ["items__text", "items__prompt"]
     inlines = [ComparisonItemInline]
@@ -127,28 +154,69 @@ class ComparisonAdmin(admin.ModelAdmin):
     def is_gold(self, obj):
         return obj.is_gold
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_time(obj.created_at)
+
 
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "comparison", "annotator", "status", "expires_at"]
+    list_display = ["id", "project", "comparison", "annotator", "status", "expires"]
     list_filter = ["project", "status"]
     search_fields = ["annotator__username"]
     raw_id_fields = ["comparison"]
 
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj):
+        return short_time(obj.expires_at)
+
+
+REVISION_FIELDS = ["choice", "ranking", "shown_order", "time_spent_ms", "answered_at", "revised_at"]
+
+
+class JudgementRevisionInline(admin.TabularInline):
+    """The answers a judgement replaced, oldest first: history, never edited."""
+
+    model = JudgementRevision
+    extra = 0
+    fields = REVISION_FIELDS
+    readonly_fields = REVISION_FIELDS
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Judgement)
 class JudgementAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "project",
-        "comparison",
-        "annotator",
-        "choice",
-        "time_spent_ms",
-        "source",
-        "created_at",
-    ]
+    # what was compared and who won first; the ids, time spent and source are on the form
+    list_display = ["summary", "choice", "annotator", "project", "when"]
     list_filter = ["project", "choice", "source", "annotator"]
     search_fields = ["annotator__username", "comparison__id"]
     raw_id_fields = ["comparison"]
     date_hierarchy = "created_at"
+    inlines = [JudgementRevisionInline]
+    readonly_fields = ["summary"]
+
+    def get_queryset(self, request):
+        items = Prefetch("comparison__items", queryset=Item.objects.only("pk", "text"))
+        return super().get_queryset(request).prefetch_related(items)
+
+    @admin.display(description="judgement")
+    def summary(self, obj):
+        items = {item.pk: item for item in obj.comparison.items.all()}
+        return summaries.judgement_summary(obj, items)
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, obj):
+        if obj.revised_at is None:
+            return short_time(obj.created_at)
+        return format_html(
+            "{}<br>revised {}", short_time(obj.created_at), short_time(obj.revised_at)
+        )

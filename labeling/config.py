@@ -1,8 +1,9 @@
 """A project's JSON config: validated against the config dataclass its kind registers.
 
-Labeling knows no kind's keys. The app that trains a kind of project registers a frozen
-dataclass for it from its ``AppConfig.ready()`` (``register_config``); each field is
-declared with :func:`setting`, which carries the field's check. ``validate_project_config``
+Labeling knows no kind's keys, only its own (:class:`LabelingConfig`, which every kind's
+dataclass extends). The app that trains a kind of project registers a frozen dataclass for
+it from its ``AppConfig.ready()`` (``register_config``); each field is declared with
+:func:`setting`, which carries the field's check. ``validate_project_config``
 fills in defaults and raises :class:`InvalidConfig` naming the first bad key; a dataclass
 may add checks across keys in a ``check()`` method. Clients and benchmarks rely on the keys.
 """
@@ -53,7 +54,10 @@ def _check_group(name: str, value: dict, keys: dict[str, Check]) -> None:
 
 
 def register_config(kind: str, config_type: type) -> None:
-    """Validate configs of projects of ``kind`` against ``config_type`` (idempotent)."""
+    """Validate configs of projects of ``kind`` against ``config_type`` (idempotent), a
+    subclass of LabelingConfig: labeling reads its keys from every project."""
+    if not issubclass(config_type, LabelingConfig):
+        raise TypeError(f"{config_type.__name__} must extend labeling.config.LabelingConfig")
     _CONFIG_TYPES[kind] = config_type
 
 
@@ -130,6 +134,15 @@ def float_in(lo: float, hi: float, *, open_low: bool = False) -> Check:
     return check
 
 
+def int_at_least(lo: int) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            return f"must be an integer of at least {lo}, got {v!r}"
+        return None
+
+    return check
+
+
 def one_of(*options: str) -> Check:
     def check(v: Any) -> str | None:
         if v not in options:
@@ -153,3 +166,18 @@ def optional(check: Check) -> Check:
 
 
 optional_seed = optional(int_in(0, 2**31 - 1))
+
+
+# --- the keys labeling reads, in every kind's config ---------------------------------------
+@dataclasses.dataclass(frozen=True)
+class LabelingConfig:
+    """What every project's config says about labeling itself; a kind's config extends it."""
+
+    # How long after answering a comparison an annotator may still change the answer
+    # (PUT /api/comparisons/{id}/judgement/); 0 switches revising off.
+    revise_window_s: int = setting(600, int_at_least(0))
+
+
+def revise_window_s(kind: str, raw: Any) -> int:
+    """The revise window of a project of ``kind`` whose stored config is ``raw``."""
+    return project_config(kind, raw, checked=False).revise_window_s

@@ -1,4 +1,5 @@
-"""The labeling tables: projects, their members, items, comparisons, leases and judgements."""
+"""The labeling tables: projects, their members, items, comparisons, leases, judgements
+and the answers judgements replaced."""
 
 from __future__ import annotations
 
@@ -238,6 +239,12 @@ class Judgement(models.Model):
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ANNOTATOR)
     created_at = models.DateTimeField(auto_now_add=True)
+    revised_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the annotator last changed this answer (its earlier ones are in "
+        "the revisions); empty if never.",
+    )
 
     class Meta:
         constraints = [
@@ -245,7 +252,35 @@ class Judgement(models.Model):
                 fields=["annotator", "comparison"], name="judgement_one_per_annotator"
             ),
         ]
-        indexes = [models.Index(fields=["project", "created_at"], name="judgement_by_project")]
+        indexes = [
+            models.Index(fields=["project", "created_at"], name="judgement_by_project"),
+            # The stats cache asks for a project's newest revision on every read.
+            models.Index(
+                fields=["project", "revised_at"],
+                condition=Q(revised_at__isnull=False),
+                name="judgement_revised",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.comparison}: {self.choice}"
+
+
+class JudgementRevision(models.Model):
+    """An answer that its annotator replaced: what the judgement said until ``revised_at``."""
+
+    judgement = models.ForeignKey(Judgement, on_delete=models.CASCADE, related_name="revisions")
+    choice = models.CharField(max_length=10, choices=Judgement.Choice.choices)
+    ranking = models.JSONField(null=True, blank=True, help_text="Item ids best first.")
+    shown_order = models.JSONField(help_text="Item ids in the order the annotator saw them.")
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    answered_at = models.DateTimeField(
+        help_text="When this answer was given (the judgement's creation or an earlier revision)."
+    )
+    revised_at = models.DateTimeField(help_text="When the annotator replaced it.")
+
+    class Meta:
+        ordering = ["judgement", "revised_at"]
+
+    def __str__(self) -> str:
+        return f"judgement {self.judgement_id} was {self.choice} until {self.revised_at}"

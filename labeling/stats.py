@@ -1,6 +1,6 @@
 """A project's statistics: counts, each annotator's agreement with the others' majority,
 and gold accuracy. Computed by PostgreSQL in one statement (no judgement is loaded into
-Python) and cached per project until a new judgement arrives."""
+Python) and cached per project until a judgement arrives or is revised."""
 
 from __future__ import annotations
 
@@ -90,10 +90,17 @@ def project_stats(project: Project, *, for_user: AbstractBaseUser) -> dict:
 
 
 def _cached_stats(project: Project) -> dict:
-    (newest,) = sql.fetchone(
-        "SELECT max(id) FROM labeling_judgement WHERE project_id = %s", [project.pk]
+    # A new judgement raises the newest id; a revision changes no id but the newest
+    # revision time (two index lookups).
+    newest, revised = sql.fetchone(
+        """
+        SELECT (SELECT max(id) FROM labeling_judgement WHERE project_id = %(project)s) AS id,
+               (SELECT max(revised_at) FROM labeling_judgement
+                WHERE project_id = %(project)s) AS revised_at
+        """,
+        {"project": project.pk},
     )
-    key = f"project-stats:{project.pk}:{newest}"
+    key = f"project-stats:{project.pk}:{newest}:{revised.isoformat() if revised else '-'}"
     found = cache.get(key)
     if found is None:
         found = _compute(project)

@@ -5,12 +5,15 @@ import mimetypes
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.db.models import Q
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.decorators import login_or_token_required
 from core.errors import DomainError
+from core.ranges import ranged_file_response
 from labeling import selectors
+from labeling.config import revise_window_s
 from labeling.models import Item
 
 
@@ -33,18 +36,31 @@ def annotate(request, slug: str):
     return render(
         request,
         "labeling/annotate.html",
-        {"project": project, "is_member": selectors.is_member(request.user, project)},
+        {
+            "project": project,
+            "is_member": selectors.is_member(request.user, project),
+            "revise_window_s": revise_window_s(project.kind, project.config),
+        },
     )
 
 
-@login_required
+@login_or_token_required  # scripts fetch an export's segment_url and clip_url with a token
 def protected_media(request, path: str):
-    """A clip or poster, for users who may see the project it belongs to. Media go through
-    this view (not a bare file server) so annotators see only their own projects' files."""
+    """A clip or poster, for users who may see the project it belongs to; a segment file
+    (payload) for staff only, since it holds the true rewards. Media go through this view
+    (not a bare file server) so annotators see only their own projects' files."""
     visible = selectors.visible_projects(request.user)
-    if not Item.objects.filter(Q(clip=path) | Q(poster=path), project__in=visible).exists():
+    files = Q(clip=path) | Q(poster=path)
+    if request.user.is_staff:
+        files |= Q(payload=path)
+    if not Item.objects.filter(files, project__in=visible).exists():
         raise Http404("No such file in a project you are a member of.")
     if not default_storage.exists(path):
         raise Http404("The file is missing from storage.")
     content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return FileResponse(default_storage.open(path, "rb"), content_type=content_type)
+    # Byte ranges: the annotator's page seeks in clips (sync, scrub), which needs them.
+    response = ranged_file_response(
+        request, storage=default_storage, path=path, content_type=content_type
+    )
+    response["Cache-Control"] = "private, max-age=3600"  # a stored file never changes
+    return response

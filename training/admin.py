@@ -1,9 +1,12 @@
 """Admin for reward models, policies and runs; projects get a 'start a round' action."""
 
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from core.errors import DomainError
-from labeling.admin import ProjectAdmin
+from labeling.admin import ProjectAdmin, short_time
 from labeling.models import Project
 from training import services
 from training.models import Policy, RewardModel, Run
@@ -29,13 +32,17 @@ admin.site.unregister(Project)
 
 @admin.register(Project)
 class TrainingProjectAdmin(ProjectAdmin):
-    """Labeling's project admin, with the actions of training."""
+    """Labeling's project admin, with the actions of training and a link to the dashboard."""
 
     actions = [*ProjectAdmin.actions, start_round]
 
+    def page_links(self, project: Project) -> list[tuple[str, str]]:
+        dashboard = reverse("training:dashboard", args=[project.slug])
+        return [*super().page_links(project), ("Dashboard", dashboard)]
+
 
 class VersionAdmin(admin.ModelAdmin):
-    list_display = ["project", "version", "parent", "short_metrics", "created_at"]
+    list_display = ["project", "version", "short_metrics", "created"]  # parent: on the form
     list_filter = ["project"]
     search_fields = ["project__slug"]
     raw_id_fields = ["parent", "run"]
@@ -43,7 +50,11 @@ class VersionAdmin(admin.ModelAdmin):
     @admin.display(description="metrics")
     def short_metrics(self, obj):
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in obj.metrics.items()}
-        return ", ".join(f"{k}={v}" for k, v in list(shown.items())[:4])
+        return format_html_join(mark_safe("<br>"), "{}={}", list(shown.items())[:4])
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_time(obj.created_at)
 
 
 admin.site.register(RewardModel, VersionAdmin)
@@ -61,17 +72,12 @@ class StepInline(admin.TabularInline):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "project",
-        "kind",
-        "number",
-        "status",
-        "progress",
-        "trigger",
-        "created_at",
-    ]
-    list_filter = ["project", "kind", "status"]
+    list_display = ["id", "project", "kind", "number", "status", "progress", "created"]
+    list_filter = ["project", "kind", "status", "trigger"]
     search_fields = ["project__slug", "celery_task_id", "error"]
     raw_id_fields = ["round"]
     inlines = [StepInline]
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_time(obj.created_at)

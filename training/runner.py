@@ -21,3 +21,11 @@ def run_round_here(round_run: Run, *, before_step: Callable[[Run], None] | None 
         services.execute_step(step_id=run.pk, work=perform_step)
     round_run.refresh_from_db()
     return round_run
+
+
+def run_step_here(step: Run) -> Run:
+    """Run one queued step in this process (services.start_first_comparisons' step, which
+    belongs to no round). An exception from it propagates after it is marked failed."""
+    services.execute_step(step_id=step.pk, work=perform_step)
+    step.refresh_from_db()
+    return step

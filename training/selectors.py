@@ -1,11 +1,13 @@
-"""Reads of the training app: when the last round started, and the per-round history the
-dashboard plots."""
+"""Reads of the training app: when the last round started, what an annotator may know of
+the project's training, and the per-round history the dashboard plots."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from core import sql
+from labeling import selectors as labeling_selectors
+from labeling.config import project_config
 from labeling.models import Project
 from training.models import Run
 
@@ -33,6 +35,57 @@ def last_round_started_at(project_id: int) -> datetime | None:
     return at
 
 
+def comparison_batches_made(project: Project) -> int:
+    """How many batches of comparisons the project has made (its generate_comparisons steps
+    that succeeded): a label schedule counts batches, not rounds, since run_loop --teacher
+    makes the first batch before round 1 (services.start_first_comparisons)."""
+    return Run.objects.filter(
+        project=project, kind=Run.Kind.GENERATE_COMPARISONS, status=Run.Status.SUCCEEDED
+    ).count()
+
+
+def training_status(project: Project) -> dict:
+    """What the annotator's page says when nothing is left to judge.
+
+    ``has_training``: whether the project's comparisons come from training rounds (a
+    trajectory project, a text project with a model); ``round``: the round now queued or
+    running, as {number, status, step (the kind of its running or next step), progress
+    (0..1 of the whole round)}, or None; ``judgements_to_next_round``: with no round
+    active, how many more judgements start one (None for a project that does not train)."""
+    config = project_config(project.kind, project.config, checked=False)
+    has_training = config.missing_for_training() is None
+    active = (
+        Run.objects.filter(project=project, kind=Run.Kind.ROUND, status__in=Run.ACTIVE)
+        .prefetch_related("steps")
+        .first()
+    )
+    round_status = None
+    if active is not None:
+        steps = sorted(active.steps.all(), key=lambda step: step.pk)
+        current = next((s for s in steps if s.status == Run.Status.RUNNING), None) or next(
+            (s for s in steps if s.status == Run.Status.QUEUED), None
+        )
+        round_status = {
+            "number": active.number,
+            "status": active.status,
+            "step": current.kind if current is not None else None,
+            "progress": active.progress,
+        }
+    to_next = None
+    if has_training and active is None:
+        done = labeling_selectors.count_judgements_since(
+            project_id=project.pk,
+            since=last_round_started_at(project.pk),
+            enough=project.round_size,
+        )
+        to_next = project.round_size - done
+    return {
+        "has_training": has_training,
+        "round": round_status,
+        "judgements_to_next_round": to_next,
+    }
+
+
 def round_history(project: Project) -> list[dict]:
     """One dict per finished round, oldest first: the round's number and the metrics
     its steps reported (later steps win when two report the same name)."""
@@ -41,13 +94,16 @@ def round_history(project: Project) -> list[dict]:
         .prefetch_related("steps")
         .order_by("number")
     )
-    history = []
-    for round_run in rounds:
-        merged: dict = {"round": round_run.number}
-        for step in sorted(round_run.steps.all(), key=lambda s: s.pk):
-            merged.update({k: v for k, v in step.metrics.items() if isinstance(v, (int, float))})
-        history.append(merged)
-    return history
+    return [{"round": round_run.number, **metrics_of_round(round_run)} for round_run in rounds]
+
+
+def metrics_of_round(round_run: Run) -> dict:
+    """The numeric metrics a round's steps reported, later steps winning when two report
+    the same name (reads ``round_run.steps.all()``, so a prefetch serves it)."""
+    merged: dict = {}
+    for step in sorted(round_run.steps.all(), key=lambda s: s.pk):
+        merged.update({k: v for k, v in step.metrics.items() if isinstance(v, (int, float))})
+    return merged
 
 
 def plotted_series(

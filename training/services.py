@@ -101,6 +101,27 @@ def start_round(*, project: Project, trigger: str, enqueue: bool = True) -> Run:
     return round_run
 
 
+def start_first_comparisons(*, project: Project, trigger: str) -> Run:
+    """Queue a generate_comparisons step outside any round (number 0) that makes a project's
+    first comparisons from its initial policy, so that once they are judged round 1 already
+    trains on judgements (run_loop --teacher). The caller runs the step (runner.run_step_here).
+    Raises RoundInProgress while a round is active, Conflict when the project has
+    comparisons already."""
+    check_trainable(project)
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # as start_round does
+        active = Run.objects.filter(project=project, kind=Run.Kind.ROUND, status__in=Run.ACTIVE)
+        if (current := active.first()) is not None:
+            raise RoundInProgress(current)
+        if project.comparisons.exists():
+            raise Conflict(
+                f"Project {project.slug!r} has comparisons already; its rounds make the next ones."
+            )
+        return Run.objects.create(
+            project=project, kind=Run.Kind.GENERATE_COMPARISONS, number=0, trigger=trigger
+        )
+
+
 def enqueue_round(round_id: int) -> bool:
     """Send the round's steps to the broker as one chain. A broker outage is logged, not
     raised: the round stays queued and requeue_stale_runs sends it later. The tasks are

@@ -46,6 +46,15 @@ class ProjectSerializer(serializers.ModelSerializer):
             "lease_seconds": {"min_value": 10, "max_value": 7 * 24 * 3600},
         }
 
+    def to_representation(self, instance):
+        """Staff see the whole project; annotators not its config (model paths, training
+        settings), which is none of their business."""
+        data = super().to_representation(instance)
+        user = getattr(self.context.get("request"), "user", None)
+        if user is None or not user.is_staff:
+            data.pop("config", None)
+        return data
+
     def validate_config(self, value):
         # PostgreSQL's jsonb cannot hold U+0000: refuse it here rather than fail on save.
         if _contains_nul(value):
@@ -81,6 +90,9 @@ class ImportResponseSerializer(serializers.Serializer):
     created_items = serializers.IntegerField()
     created_comparisons = serializers.IntegerField()
     created_judgements = serializers.IntegerField()
+    skipped_duplicates = serializers.IntegerField(
+        help_text="Lines already in the project, or earlier in this file: not stored again."
+    )
 
 
 class ShownItemSerializer(serializers.ModelSerializer):
@@ -169,7 +181,11 @@ class JudgementSerializer(serializers.ModelSerializer):
             "shown_order",
             "time_spent_ms",
             "created_at",
+            "revised_at",
         ]
+        extra_kwargs = {
+            "revised_at": {"help_text": "When you last changed this answer (PUT); null if never."}
+        }
 
 
 class JudgementWithNextSerializer(JudgementSerializer):

@@ -4,12 +4,14 @@ mapped to HTTP answers in core.api.errors."""
 from __future__ import annotations
 
 import json
+import tempfile
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,7 +28,8 @@ class ProjectListView(APIView):
     def get(self, request):
         """Projects you are a member of (staff: all projects)."""
         projects = selectors.visible_projects(request.user).order_by("slug")
-        return Response(s.ProjectSerializer(projects, many=True).data)
+        context = {"request": request}
+        return Response(s.ProjectSerializer(projects, many=True, context=context).data)
 
     @extend_schema(
         request=s.ProjectSerializer,
@@ -44,7 +47,8 @@ class ProjectListView(APIView):
         ):
             raise InvalidInput(f"A project with slug {serializer.validated_data['slug']!r} exists.")
         project = services.create_project(**serializer.validated_data)
-        return Response(s.ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+        body = s.ProjectSerializer(project, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class MembersView(APIView):
@@ -103,16 +107,47 @@ class ImportView(APIView):
         MultiPartParser,
     ]
 
+    def handle_exception(self, exc):
+        if isinstance(exc, UnsupportedMediaType):  # curl --data-binary sends a form type
+            exc = UnsupportedMediaType(self.request.content_type, self._unsupported_message())
+        return super().handle_exception(exc)
+
+    def _unsupported_message(self) -> str:
+        body_types = [p.media_type for p in self.parser_classes if p is not MultiPartParser]
+        return (
+            f"Unsupported media type {self.request.content_type!r}. Send the JSONL file as "
+            f"the request body with Content-Type {', '.join(body_types)}, or as the field "
+            "'file' of a multipart/form-data upload. With curl: --data-binary @file.jsonl "
+            "-H 'Content-Type: application/jsonl' (or -F file=@file.jsonl)."
+        )
+
     @extend_schema(
         request={
             "application/jsonl": OpenApiTypes.BINARY,
-            "multipart/form-data": OpenApiTypes.BINARY,
+            "application/x-ndjson": OpenApiTypes.BINARY,
+            "text/plain": OpenApiTypes.BINARY,
+            "application/octet-stream": OpenApiTypes.BINARY,
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            },
         },
-        responses={201: s.ImportResponseSerializer, 400: ErrorSerializer, 413: ErrorSerializer},
+        responses={
+            201: s.ImportResponseSerializer,
+            200: OpenApiResponse(
+                s.ImportResponseSerializer, description="Every line was imported before."
+            ),
+            400: ErrorSerializer,
+            413: ErrorSerializer,
+            415: ErrorSerializer,
+        },
     )
     def post(self, request, slug: str):
         """Import JSONL (staff): one ``{"prompt", "responses": [...]}`` or
-        ``{"prompt", "chosen", "rejected"}`` object per line. All lines or none are stored."""
+        ``{"prompt", "chosen", "rejected"}`` object per line. All lines or none are stored;
+        a line already in the project (the same content) is skipped and counted in
+        ``skipped_duplicates``, so importing a file twice stores it once."""
         project = selectors.access_project_as_staff(request.user, slug)
         length = _declared_length(request)
         if length > settings.IMPORT_MAX_BYTES:
@@ -130,8 +165,10 @@ class ImportView(APIView):
             "created_items": result.created_items,
             "created_comparisons": result.created_comparisons,
             "created_judgements": result.created_judgements,
+            "skipped_duplicates": result.skipped_duplicates,
         }
-        return Response(body, status=status.HTTP_201_CREATED)
+        created = result.created_comparisons > 0
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 def assignment_body(user, project, lease) -> dict:
@@ -157,6 +194,7 @@ def judgement_body(judgement) -> dict:
         "shown_order": judgement.shown_order,
         "time_spent_ms": judgement.time_spent_ms,
         "created_at": judgement.created_at,
+        "revised_at": judgement.revised_at,
     }
 
 
@@ -214,14 +252,51 @@ class JudgementView(APIView):
             time_spent_ms=serializer.validated_data.get("time_spent_ms"),
             shown_order=serializer.validated_data.get("shown_order"),
         )
-        body = judgement_body(result.judgement)
-        if serializer.validated_data["next"]:
-            project = result.project
-            lease = services.assign_next_comparison(annotator=request.user, project=project)
-            body["next"] = None if lease is None else assignment_body(request.user, project, lease)
+        body = _with_next(request, serializer, judgement_body(result.judgement), result.project)
         return Response(
             body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         )
+
+    @extend_schema(
+        request=s.JudgementRequestSerializer,
+        responses={
+            200: s.JudgementWithNextSerializer,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+    )
+    def put(self, request, comparison_id: int):
+        """Revise your judgement of a comparison: the same body as POST, answered against
+        the order you first saw. Allowed within the project's ``revise_window_s`` seconds
+        (config, default 600) of your first answer; after that 409 says so. 200 with the
+        judgement as it now stands; the answer it replaced is kept in its history. An
+        identical repeat changes nothing. 404 when you have not judged the comparison, 403
+        for an imported judgement."""
+        serializer = s.JudgementRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.revise_judgement(
+            annotator=request.user,
+            comparison=comparison_id,
+            choice=serializer.validated_data.get("choice"),
+            ranking=serializer.validated_data.get("ranking"),
+            time_spent_ms=serializer.validated_data.get("time_spent_ms"),
+            shown_order=serializer.validated_data.get("shown_order"),
+        )
+        body = _with_next(request, serializer, judgement_body(result.judgement), result.project)
+        return Response(body)
+
+
+def _with_next(request, serializer, body: dict, project) -> dict:
+    """``body``, with the caller's next comparison as ``next`` when the request asked."""
+    if serializer.validated_data["next"]:
+        lease = services.assign_next_comparison(annotator=request.user, project=project)
+        body["next"] = None if lease is None else assignment_body(request.user, project, lease)
+    return body
+
+
+SEGMENTS_SPOOL_BYTES = 16 * 1024 * 1024  # a bigger segments zip is built on disk
 
 
 class ExportView(APIView):
@@ -229,26 +304,67 @@ class ExportView(APIView):
         parameters=[
             OpenApiParameter(
                 "format",
-                enum=["trl", "full"],
-                default="trl",
-                description="trl: {prompt, chosen, rejected}; full: one line per judgement.",
+                enum=["trl", "full", "segments"],
+                description=(
+                    "Text projects: trl (the default), {prompt, chosen, rejected} per "
+                    "preferred pair; or full. Trajectory projects: full (the default), one "
+                    "line per judgement with each segment's episode_seed, start, "
+                    "policy_version, true_return, segment_url and clip_url; or segments, a "
+                    "zip of items/<id>.npz (observations, actions, true_rewards), "
+                    "items.jsonl, pairs.jsonl ({a, b, p, annotator}) and README.txt."
+                ),
             )
         ],
-        responses={(200, "application/jsonl"): OpenApiTypes.STR, 400: ErrorSerializer},
+        responses={
+            (200, "application/jsonl"): OpenApiTypes.STR,
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            400: OpenApiResponse(
+                ErrorSerializer, description="A format that does not fit the project's kind."
+            ),
+        },
     )
     def get(self, request, slug: str):
-        """Download the project's judgements as JSONL (staff)."""
+        """Download the project's judgements (staff): JSONL, or for ``format=segments``
+        a zip loadable with numpy alone (its README.txt says what each file holds)."""
         project = selectors.access_project_as_staff(request.user, slug)
-        kind = request.query_params.get("format", "trl")
-        rows = {"trl": selectors.export_trl, "full": selectors.export_full}.get(kind)
-        if rows is None:
-            raise InvalidInput(f"format must be trl or full; got {kind!r}.")
+        fits = selectors.EXPORT_FORMATS[project.kind]
+        kind = request.query_params.get("format", fits[0])
+        if kind not in fits:
+            elsewhere = [k for k, formats in selectors.EXPORT_FORMATS.items() if kind in formats]
+            hint = f" ({kind} is for {' and '.join(elsewhere)} projects)" if elsewhere else ""
+            raise InvalidInput(
+                f"format must be {' or '.join(fits)} for a {project.kind} project; "
+                f"got {kind!r}{hint}."
+            )
+        if kind == "segments":
+            return _segments_zip(project)
+        if kind == "full":
+            rows = selectors.export_full(project, absolute_url=request.build_absolute_uri)
+        else:
+            rows = selectors.export_trl(project)
         response = StreamingHttpResponse(
-            (json.dumps(row, ensure_ascii=False) + "\n" for row in rows(project)),
+            (json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
             content_type="application/jsonl",
         )
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-{kind}.jsonl"'
         return response
+
+
+def _segments_zip(project) -> FileResponse:
+    """The segments zip, built in a spooled file (memory, then disk) and sent from it."""
+    archive = tempfile.SpooledTemporaryFile(max_size=SEGMENTS_SPOOL_BYTES)
+    try:
+        selectors.export_segments(project, archive)
+    except BaseException:
+        archive.close()
+        raise
+    archive.seek(0)
+    return FileResponse(
+        archive,
+        as_attachment=True,
+        filename=f"{project.slug}-segments.zip",
+        content_type="application/zip",
+    )
 
 
 class StatsView(APIView):

@@ -1,6 +1,7 @@
 """Every write of the labeling app. Each public function is one transaction.
 
-projects.py sets projects up, assignment.py leases comparisons, judging.py records answers.
+projects.py sets projects up, assignment.py leases comparisons, judging.py records answers,
+revising.py changes them.
 """
 
 from labeling.services.assignment import (
@@ -15,11 +16,13 @@ from labeling.services.judging import (
     record_judgement,
 )
 from labeling.services.projects import add_member, create_comparison, create_project
+from labeling.services.revising import RevisionResult, revise_judgement
 
 __all__ = [
     "ASSIGN_PATIENCE_SECONDS",
     "PAIR_CHOICES",
     "JudgementResult",
+    "RevisionResult",
     "add_member",
     "assign_next_comparison",
     "create_comparison",
@@ -27,4 +30,5 @@ __all__ = [
     "record_imported_judgement",
     "record_judgement",
     "release_expired_leases",
+    "revise_judgement",
 ]

@@ -42,8 +42,9 @@ def record_judgement(
     ``shown_order``, when given, is the order of item ids the answer was given against: an
     answer to an order that is no longer the lease's is a Conflict, never stored reversed.
     Repeating an identical submission returns the stored judgement (created False); a
-    different answer to a comparison already judged raises Conflict. A comparison outside
-    the annotator's projects (staff: outside every project) is NotFound.
+    different answer to a comparison already judged raises Conflict (revise_judgement
+    changes an answer). A comparison outside the annotator's projects (staff: outside
+    every project) is NotFound.
     """
     comparison_id = comparison if isinstance(comparison, int) else comparison.pk
     with transaction.atomic():
@@ -54,7 +55,7 @@ def record_judgement(
                 f"Comparison {comparison_id} is shown to you in another order now "
                 f"({shown}, not {list(shown_order)}); reload it and answer again."
             )
-        choice, resolved = _resolve_answer(
+        choice, resolved = resolve_answer(
             comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
         )
         if row.judgement_id is not None:
@@ -201,7 +202,7 @@ _JUDGE_SQL = f"""
 
 def _repeat(row, project, *, annotator, choice, ranking) -> JudgementResult:
     """A second submission to a comparison this annotator judged: the stored judgement if
-    it says the same, else Conflict (a judgement cannot be changed)."""
+    it says the same, else Conflict (a judgement is changed by revise_judgement)."""
     stored = Judgement(
         pk=row.judgement_id,
         project_id=project.pk,
@@ -218,11 +219,13 @@ def _repeat(row, project, *, annotator, choice, ranking) -> JudgementResult:
         return JudgementResult(stored, created=False, project=project)
     raise Conflict(
         f"Comparison {row.comparison_id} is already judged by you as "
-        f"{stored.choice!r}; a judgement cannot be changed."
+        f"{stored.choice!r}; a judgement cannot be changed by POST. To revise it (within "
+        f"the project's revise_window_s), send the new answer with "
+        f"PUT /api/comparisons/{row.comparison_id}/judgement/."
     )
 
 
-def _resolve_answer(*, comparison_id, shown, choice, ranking) -> tuple[str, list[int] | None]:
+def resolve_answer(*, comparison_id, shown, choice, ranking) -> tuple[str, list[int] | None]:
     """Turn screen-relative input into (choice, item ids best first)."""
     k = len(shown)
     if choice is not None and ranking is not None:

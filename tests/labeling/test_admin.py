@@ -302,3 +302,67 @@ def test_admin_refuses_a_non_staff_annotator(judged):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+# --- what a row says, and where a project's pages are ------------------------------------------
+def test_judgement_list_shows_the_winners_text_over_the_losers(admin_client, judged):
+    judgement = judged["judgement"]
+    winner, loser = (Item.objects.get(pk=pk).text for pk in judgement.ranking)
+
+    response = admin_client.get(_url(Judgement, "changelist"))
+
+    assert response.context["cl"].list_display[1:] == [
+        "summary",
+        "choice",
+        "annotator",
+        "project",
+        "when",
+    ]
+    assert f"“{winner}” over “{loser}”" in response.content.decode()
+    assert f"comparison {judgement.comparison_id}<" not in response.content.decode()
+
+
+def test_judgement_summaries_name_the_items_of_every_kind_of_answer(
+    judged, make_user, make_comparison
+):
+    from labeling.summaries import judgement_summary, shorten
+
+    project, annotator = judged["project"], make_user()
+    services.add_member(project=project, user=annotator)
+
+    def judge(comparison, **answer) -> str:
+        services.assign_next_comparison(annotator=annotator, project=project)
+        judgement = services.record_judgement(
+            annotator=annotator, comparison=comparison, **answer
+        ).judgement
+        return judgement_summary(judgement, {i.pk: i for i in comparison.items.all()})
+
+    ranking = Comparison.objects.get(project=project, slots__position=2)
+    order = list(ranking.items.order_by("-pk").values_list("pk", flat=True))
+    texts = dict(Item.objects.values_list("pk", "text"))
+    assert judge(ranking, ranking=order) == " > ".join(f"“{texts[pk]}”" for pk in order)
+    assert shorten("a  b\n" + "c" * 50, 10) == "a b ccccc…"  # 10 characters, on one line
+
+    tie = Comparison.objects.get(project=project, gold_ranking="tie")
+    assert judge(tie, choice="tie") in ("“gold a” ties “gold b”", "“gold b” ties “gold a”")
+
+    clips = [Item.objects.create(project=project) for _ in range(2)]  # no text: a clip's id
+    pair = services.create_comparison(project=project, items=clips)
+    first, second = (c.pk for c in clips)
+    assert judge(pair, choice="skip") in (
+        f"skipped item {first} vs item {second}",
+        f"skipped item {second} vs item {first}",
+    )
+
+
+def test_project_list_and_form_link_to_the_label_page_and_the_dashboard(admin_client, judged):
+    project = judged["project"]
+    links = [f'href="/label/{project.slug}/"', f'href="/projects/{project.slug}/dashboard/"']
+
+    listing = admin_client.get(_url(Project, "changelist")).content.decode()
+    form = admin_client.get(_url(Project, "change", project.pk)).content.decode()
+
+    assert all(link in listing for link in links)
+    assert all(link in form for link in links)
+    assert ">Label<" in form and ">Dashboard<" in form
+    assert admin_client.get(f"/projects/{project.slug}/dashboard/").status_code == 200

@@ -529,7 +529,12 @@ def test_a_good_import_after_a_rejected_one_stores_every_line(staff, client_for,
     response = _import(client, project, GOOD_LINE + b"\n" + GOOD_PAIR)
 
     assert response.status_code == 201
-    assert response.data == {"created_items": 4, "created_comparisons": 2, "created_judgements": 1}
+    assert response.data == {
+        "created_items": 4,
+        "created_comparisons": 2,
+        "created_judgements": 1,
+        "skipped_duplicates": 0,  # the rejected file stored nothing to be a duplicate of
+    }
 
 
 # --- export and query strings ----------------------------------------------------------------

@@ -180,6 +180,12 @@ def test_project_list_shows_a_non_member_only_their_own_projects(world, api_clie
     }
 
 
+def test_annotators_do_not_see_a_projects_config_and_staff_do(world, api_client_for):
+    for caller, sees_config in ((MEMBER, False), (STAFF, True)):
+        rows = api_client_for(world.users[caller]).get("/api/projects/").json()
+        assert rows and all(("config" in row) is sees_config for row in rows), caller
+
+
 def test_non_member_gets_the_same_404_for_a_real_and_a_missing_project(world, api_client_for):
     client = api_client_for(world.users[OUTSIDER])
 

@@ -12,7 +12,8 @@ import json, sys
 import django
 django.setup()
 import rlhf_platform.urls  # every view and API
-import training.tasks  # what Celery autodiscovery imports in the web process
+import training.tasks, demo.tasks  # what Celery autodiscovery imports in the web process
+import demo.context_processors  # every page runs it
 from labeling.models import Project
 from training import services
 for kind, config in [("trajectory", {"env_id": "Pendulum-v1"}), ("text", {})]:

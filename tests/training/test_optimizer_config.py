@@ -51,9 +51,9 @@ def test_discrete_classic_control_keeps_the_cartpole_defaults():
 
 def test_a_front_loaded_project_spends_its_label_budget_over_its_rounds_then_stops():
     config = _config(label_schedule="front_loaded", label_budget=100, label_rounds=4)
-    counts = [config.comparisons_in_round(n) for n in range(1, 8)]
+    counts = [config.comparisons_in_batch(n) for n in range(1, 8)]
     assert counts[0] == 25 and sum(counts) == 100 and counts[5:] == [0, 0]
-    assert _config(comparisons_per_round=9).comparisons_in_round(40) == 9  # uniform
+    assert _config(comparisons_per_round=9).comparisons_in_batch(40) == 9  # uniform
 
 
 @pytest.mark.parametrize("missing", ["label_budget", "label_rounds"])

@@ -29,6 +29,6 @@ def test_each_round_pairs_segments_of_the_newest_policies(media_root, make_proje
         items = Item.objects.filter(project__slug="recent", data__round=round_number)
         return {item.data["policy_version"] for item in items}
 
-    assert versions(1) == {0}  # only the initial policy exists yet
-    assert versions(2) == {0, 1}
-    assert versions(3) == {1, 2}  # version 0 is no longer among the two newest
+    assert versions(0) == {0}  # the first comparisons, before round 1: the initial policy
+    assert versions(1) == {0, 1}
+    assert versions(3) == {2, 3}  # versions 0 and 1 are no longer among the two newest

@@ -47,3 +47,25 @@ class RunSerializer(serializers.ModelSerializer):
         """The round's steps in the order they run."""
         steps = sorted(run.steps.all(), key=lambda step: step.pk)
         return StepSerializer(steps, many=True).data
+
+
+class RoundStatusSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Run.ACTIVE)
+    step = serializers.ChoiceField(
+        choices=[k for k in Run.Kind.values if k != Run.Kind.ROUND],
+        allow_null=True,
+        help_text="The step running now, or the next to run.",
+    )
+    progress = serializers.FloatField(help_text="Of the whole round, 0..1.")
+
+
+class TrainingStatusSerializer(serializers.Serializer):
+    has_training = serializers.BooleanField(
+        help_text="Whether new comparisons come from training rounds; if not, from imports."
+    )
+    round = RoundStatusSerializer(allow_null=True, help_text="The round queued or running.")
+    judgements_to_next_round = serializers.IntegerField(
+        allow_null=True,
+        help_text="With no round active: judgements still needed to start one automatically.",
+    )

@@ -1,4 +1,5 @@
-"""Training API: start rounds, follow runs. Training is for staff."""
+"""Training API: start rounds, follow runs. Training is for staff; its status, as the
+annotator's page shows it, is for members too."""
 
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from rest_framework.views import APIView
 from core.api.serializers import ErrorSerializer
 from core.errors import NotFound
 from labeling import selectors
+from training import selectors as training_selectors
 from training import services
-from training.api.serializers import RunSerializer
+from training.api.serializers import RunSerializer, TrainingStatusSerializer
 from training.models import Policy, Run
 
 
@@ -71,3 +73,12 @@ class RunView(APIView):
         if run is None or not request.user.is_staff:
             raise NotFound(f"No run {run_id} that you may see.")
         return Response(RunSerializer(run).data)
+
+
+class TrainingStatusView(APIView):
+    @extend_schema(responses={200: TrainingStatusSerializer, 404: ErrorSerializer})
+    def get(self, request, slug: str):
+        """Whether the project trains and how its current round is doing (members and
+        staff): what the annotator's page shows when nothing is left to judge."""
+        project = selectors.access_project(request.user, slug)
+        return Response(training_selectors.training_status(project))

@@ -16,6 +16,7 @@ from typing import Any
 from core.errors import InvalidConfig, InvalidInput
 from labeling.config import (
     MAX_K,
+    LabelingConfig,
     float_in,
     int_in,
     is_bool,
@@ -116,8 +117,9 @@ def _model_dir(v: Any) -> str | None:
 
 
 @dataclass(frozen=True)
-class TextConfig:
-    """A text project: a local causal LM, its prompts, how it samples and trains."""
+class TextConfig(LabelingConfig):
+    """A text project: a local causal LM, its prompts, how it samples and trains (and
+    LabelingConfig's keys)."""
 
     model_dir: str | None = setting(None, _model_dir)
     prompts: list[str] = setting([], _prompts)
@@ -141,8 +143,9 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
-class TrajectoryConfig:
-    """A trajectory project: a gymnasium env, its segments and clips, how it trains."""
+class TrajectoryConfig(LabelingConfig):
+    """A trajectory project: a gymnasium env, its segments and clips, how it trains (and
+    LabelingConfig's keys)."""
 
     env_id: str = setting("Pendulum-v1", _env_id)
     segment_length: int = setting(25, int_in(2, 10_000))
@@ -172,11 +175,12 @@ class TrajectoryConfig:
     def missing_for_training(self) -> str | None:
         return None
 
-    def comparisons_in_round(self, number: int) -> int:
-        """How many comparisons round ``number`` makes: ``comparisons_per_round`` with the
+    def comparisons_in_batch(self, number: int) -> int:
+        """How many comparisons the project's ``number``-th batch holds (1-based; a batch is
+        what one generate_comparisons step makes): ``comparisons_per_round`` with the
         uniform schedule; with ``front_loaded``, ``initial_label_fraction`` of
-        ``label_budget`` in round 1 (from the initial policy), then the rest over the next
-        ``label_rounds`` rounds at a decaying rate (training.ml.schedules), then none."""
+        ``label_budget`` in batch 1 (from the initial policy), then the rest over the next
+        ``label_rounds`` batches at a decaying rate (training.ml.schedules), then none."""
         if self.label_schedule == "uniform":
             return self.comparisons_per_round
         counts = comparisons_by_round(

@@ -65,6 +65,7 @@ from training.ml.tabular.selection import (
     state_action_counts,
 )
 from training.models import Policy, RewardModel, Run
+from training.selectors import comparison_batches_made
 from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
 
 MIN_PAIRS_TO_FIT = 4
@@ -260,7 +261,7 @@ class TabularKind:
         env = tabular_env(config.env_id)
         seed = context.seed
         rng = np.random.default_rng(seed)
-        n_pairs = config.comparisons_in_round(context.step.number)
+        n_pairs = config.comparisons_in_batch(comparison_batches_made(project) + 1)
         if n_pairs == 0:  # the label schedule's budget is spent
             return StepResult({"comparisons/created": 0})
         parent, policy = _latest_table(Policy, project)

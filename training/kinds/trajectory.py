@@ -24,6 +24,7 @@ from training.ml.control.reward_models import (
 from training.ml.control.rollouts import Segment, episode_returns
 from training.ml.control.training_state import TrainingState
 from training.models import Policy, RewardModel
+from training.selectors import comparison_batches_made
 from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
 
 OPTIMIZERS = {"reinforce": train_reinforce, "a2c": train_a2c, "ppo": train_ppo}
@@ -187,7 +188,7 @@ class TrajectoryKind:
 
     def generate_comparisons(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
-        n_pairs = config.comparisons_in_round(context.step.number)
+        n_pairs = config.comparisons_in_batch(comparison_batches_made(project) + 1)
         if n_pairs == 0:  # the label schedule's budget is spent
             return StepResult({"comparisons/created": 0})
         parent, policy, _ = _load_policy(project, config, seed=seed)

@@ -1,21 +1,40 @@
 // The annotator's page: lease a comparison, show it, send the judgement, load the next
-// one without reloading. Model outputs are untrusted: they are only ever set as text.
+// one without reloading; bring the last one back to change its answer (u); review clips
+// (pause, scrub, half speed); and, when nothing is left, look again by itself and say
+// truthfully where new comparisons come from. Model outputs are untrusted: they are only
+// ever set as text.
 (function () {
   "use strict";
   const root = document.getElementById("annotator");
   const slug = root.dataset.project;
+  const reviseWindowMs = Number(root.dataset.reviseWindow || 0) * 1000;
   const $ = (id) => document.getElementById(id);
   // Read on every request: logging in again (in another tab) rotates the token.
   const csrf = () => decodeURIComponent((document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "");
 
-  let current = null; // the leased comparison, as the API returned it
+  const POLL_FIRST_MS = 5000; // the "All done" card asks again after this long...
+  const POLL_MAX_MS = 60000; // ...backing off to this while nothing changes
+  const STEP_TEXT = {
+    fit_reward_model: "fitting the reward model",
+    improve_policy: "improving the policy",
+    generate_comparisons: "generating new comparisons",
+  };
+
+  let current = null; // the comparison on screen, as the API returned it
   let shownAt = 0;
   let ranking = []; // item ids, best first, for K > 2
   let busy = false;
+  let lastJudged = null; // {assignment, choice, answeredAt}: the comparison last answered, as shown
+  let revising = false; // `current` is lastJudged shown again: the next answer is a PUT
+  let screen = 0; // bumped whenever what is on screen changes; late answers for an old screen are dropped
+  let pollTimer = null;
+  let pollDelay = POLL_FIRST_MS;
+  let clips = null; // the clips on screen: {videos, paused, loops, lastT, frame}
+  let halfSpeed = false;
 
-  async function api(path, body) {
+  async function api(path, body, method = "POST") {
     const response = await fetch(path, {
-      method: "POST",
+      method,
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -38,37 +57,47 @@
     if (p) $("progress").textContent = `Judged ${p.judged} · Remaining ${p.remaining}`;
   }
 
-  async function loadNext() {
-    busy = true;
-    say("");
+  async function refreshProgress() {
+    const r = await fetch(`/api/projects/${slug}/progress/`, { credentials: "same-origin" });
+    if (r.ok) setProgress(await r.json());
+  }
+
+  // --- leasing and showing ----------------------------------------------------------------
+  // quiet: a poll of the "All done" card, which keeps the card's message and never blocks keys.
+  async function loadNext({ quiet = false } = {}) {
+    const at = screen;
+    if (!quiet) { busy = true; say(""); }
     try {
       const { status, data } = await api(`/api/projects/${slug}/next/`);
+      if (at !== screen) return; // the page moved on (an undo, say) while this was asked
       if (status === 204) {
-        current = null;
-        $("task").hidden = true;
-        $("done").hidden = false;
-        const r = await fetch(`/api/projects/${slug}/progress/`, { credentials: "same-origin" });
-        if (r.ok) setProgress(await r.json());
-        return;
-      }
-      if (status !== 200) {
+        await showDone();
+      } else if (status === 200) {
+        show(data);
+      } else if (quiet) {
+        schedulePoll();
+      } else {
         say((data && data.detail) || `Could not load a comparison (HTTP ${status}).`, true);
-        return;
       }
-      show(data);
     } catch (e) {
+      if (at !== screen) return;
+      if (quiet) { schedulePoll(); return; }
       say("The server cannot be reached; retrying in 3 s.", true);
       setTimeout(loadNext, 3000);
     } finally {
-      busy = false;
+      if (!quiet) busy = false;
     }
   }
 
-  function show(a) {
+  function show(a, { revision = false } = {}) {
+    screen += 1;
+    clearTimeout(pollTimer);
     current = a;
+    revising = revision;
     ranking = [];
     $("done").hidden = true;
     $("task").hidden = false;
+    $("revising").hidden = !revision;
     $("prompt").textContent = a.prompt || "";
     $("prompt").hidden = !a.prompt;
     document.querySelector(".prompt-label").hidden = !a.prompt;
@@ -79,9 +108,13 @@
     const isPair = a.items.length === 2;
     $("pair-actions").hidden = !isPair;
     $("rank-actions").hidden = isPair;
+    document.querySelectorAll("[data-choice]").forEach((b) =>
+      b.classList.toggle("previous", revision && b.dataset.choice === lastJudged.choice)
+    );
     renderRanking();
-    setProgress(a.progress);
-    syncClips(box);
+    if (!revision) setProgress(a.progress); // a brought-back comparison's progress is old
+    setUpClips(box);
+    updateUndoButton();
     shownAt = performance.now();
   }
 
@@ -117,24 +150,96 @@
     return el;
   }
 
-  // Clips of one comparison start together and stay within 0.1 s of the first.
-  function syncClips(box) {
+  // --- clips: in sync, pause/play, scrub, half speed, a visible loop marker ----------------
+  // Clips of one comparison start together and stay within 0.1 s of the first; every
+  // control acts on all of them at once.
+  function setUpClips(box) {
+    if (clips) cancelAnimationFrame(clips.frame);
+    clips = null;
     const videos = Array.from(box.querySelectorAll("video"));
+    $("clip-controls").hidden = !videos.length;
     if (!videos.length) return;
+    const c = { videos, paused: false, loops: 0, lastT: 0, frame: 0 };
+    clips = c;
+    videos.forEach((v) => { v.defaultPlaybackRate = v.playbackRate = halfSpeed ? 0.5 : 1; });
     let ready = 0;
     videos.forEach((v) =>
       v.addEventListener("canplay", function once() {
         v.removeEventListener("canplay", once);
         ready += 1;
-        if (ready === videos.length) videos.forEach((w) => { w.currentTime = 0; w.play().catch(() => {}); });
+        if (ready === videos.length) {
+          videos.forEach((w) => { w.currentTime = 0; });
+          if (!c.paused) videos.forEach((w) => w.play().catch(() => {}));
+        }
       })
     );
+    videos[0].addEventListener("loadedmetadata", () => { $("clip-scrub").max = String(videos[0].duration || 1); });
     videos[0].addEventListener("timeupdate", () => {
       const t = videos[0].currentTime;
       videos.slice(1).forEach((w) => { if (Math.abs(w.currentTime - t) > 0.1) w.currentTime = t; });
     });
+    $("clip-scrub").value = "0";
+    $("clip-loops").textContent = "↻ loop 0";
+    renderClipControls();
+    const tick = () => {
+      if (clips !== c) return;
+      const v = videos[0];
+      const t = v.currentTime;
+      if (!v.paused && t + 0.25 < c.lastT) loopedAround(c); // jumped back while playing: it wrapped
+      c.lastT = t;
+      if (!v.paused) $("clip-scrub").value = String(t);
+      $("clip-time").textContent = `${t.toFixed(1)} s${v.duration ? ` / ${v.duration.toFixed(1)} s` : ""}`;
+      c.frame = requestAnimationFrame(tick);
+    };
+    c.frame = requestAnimationFrame(tick);
   }
 
+  function loopedAround(c) {
+    c.loops += 1;
+    $("clip-loops").textContent = `↻ loop ${c.loops}`;
+    const box = $("candidates");
+    box.classList.remove("looped");
+    void box.offsetWidth; // restart the flash animation
+    box.classList.add("looped");
+  }
+
+  function setClipsPaused(paused) {
+    if (!clips) return;
+    clips.paused = paused;
+    const [first, ...others] = clips.videos;
+    if (paused) {
+      clips.videos.forEach((v) => v.pause());
+    } else {
+      others.forEach((v) => { v.currentTime = first.currentTime; });
+      clips.lastT = first.currentTime;
+      clips.videos.forEach((v) => v.play().catch(() => {}));
+    }
+    renderClipControls();
+  }
+
+  function scrubClips(t) {
+    if (!clips) return;
+    if (!clips.paused) setClipsPaused(true); // a scrubbed-to frame stays on screen
+    clips.videos.forEach((v) => { v.currentTime = t; });
+    clips.lastT = t;
+  }
+
+  function toggleHalfSpeed() {
+    halfSpeed = !halfSpeed;
+    if (clips) clips.videos.forEach((v) => { v.defaultPlaybackRate = v.playbackRate = halfSpeed ? 0.5 : 1; });
+    renderClipControls();
+  }
+
+  function renderClipControls() {
+    const paused = !!(clips && clips.paused);
+    const play = $("clip-play");
+    play.querySelector(".label").textContent = paused ? "Play" : "Pause";
+    play.setAttribute("aria-label", paused ? "Play the clips" : "Pause the clips");
+    $("clip-half").setAttribute("aria-pressed", String(halfSpeed));
+    $("clip-half").classList.toggle("active", halfSpeed);
+  }
+
+  // --- rankings ----------------------------------------------------------------------------
   function addToRanking(id) {
     if (ranking.includes(id)) return;
     ranking.push(id);
@@ -174,19 +279,35 @@
     $("rank-submit").disabled = ranking.length !== current.items.length;
   }
 
+  // --- answering, and changing the last answer -----------------------------------------------
+  const describe = (choice) => (choice === "ranking" ? "a ranking" : `“${choice}”`);
+
   async function submit(body) {
     if (!current || busy) return;
     busy = true;
+    const judged = current;
+    const revision = revising;
     body.time_spent_ms = Math.round(performance.now() - shownAt);
-    body.shown_order = current.items.map((it) => it.id); // a stale page gets a 409, not a flip
-    body.next = true; // the answer carries the next comparison: one round trip per judgement
+    body.shown_order = judged.items.map((it) => it.id); // a stale page gets a 409, not a flip
+    // The answer carries the next comparison: one round trip per judgement. After a
+    // revision that is the comparison this page had (the lease it still holds).
+    body.next = true;
     try {
-      const { status, data } = await api(`/api/comparisons/${current.id}/judgement/`, body);
+      const { status, data } = await api(
+        `/api/comparisons/${judged.id}/judgement/`, body, revision ? "PUT" : "POST"
+      );
       busy = false;
-      if ((status === 200 || status === 201) && data && data.next) {
-        show(data.next);
-      } else if (status === 200 || status === 201) {
-        await loadNext(); // nothing left: shows the done panel and the final progress
+      if (status === 200 || status === 201) {
+        const answeredAt = revision ? lastJudged.answeredAt : status === 201 ? Date.now() : null;
+        lastJudged = { assignment: judged, choice: data.choice, answeredAt };
+        say("");
+        if (data.next) show(data.next);
+        else await loadNext(); // nothing left: shows the done panel and the final progress
+        if (revision) say(`Your answer to the previous comparison is now ${describe(data.choice)}.`);
+      } else if (revision && status < 500) {
+        if (status === 409) lastJudged = null; // too late to change: nothing left to undo
+        await loadNext(); // back to the comparison this page had
+        say((data && data.detail) || `Could not change the answer (HTTP ${status}).`, true);
       } else if (status === 409 || status === 403) {
         say((data && data.detail) || `HTTP ${status}`, true);
         current = null; // this one cannot be judged; ignore keys until the next arrives
@@ -198,13 +319,125 @@
       busy = false;
       say("The server cannot be reached; press the key again to retry.", true);
     }
+    updateUndoButton();
+  }
+
+  // u: show the last judged comparison again, its items in the order they were shown, so
+  // the next answer replaces the stored one; u again goes back without changing it.
+  function undo() {
+    if (busy) return;
+    if (revising) { revising = false; loadNext(); return; }
+    if (!lastJudged) { say("Nothing to change yet: your last answer appears here once you give one."); return; }
+    if (lastJudged.answeredAt !== null && Date.now() - lastJudged.answeredAt > reviseWindowMs) {
+      say(`Your last answer was given more than ${Math.round(reviseWindowMs / 1000)} s ago; it can no longer be changed.`, true);
+      lastJudged = null;
+      updateUndoButton();
+      return;
+    }
+    say("");
+    show(lastJudged.assignment, { revision: true });
+    $("revising").textContent = `Changing your answer to this comparison (it is ${describe(lastJudged.choice)}). ` +
+      "Answer again to replace it, or press u to go back without changing it.";
+  }
+
+  function updateUndoButton() {
+    const b = $("undo-last");
+    if (!b) return; // revising is off in this project
+    b.disabled = !(lastJudged || revising);
+    b.textContent = revising ? "↷ Back without changing (u)" : "↶ Change last answer (u)";
+  }
+
+  // --- all done: look again by itself, and say where new comparisons come from ---------------
+  async function showDone() {
+    const arriving = $("done").hidden;
+    screen += 1;
+    const at = screen;
+    current = null;
+    revising = false;
+    if (clips) cancelAnimationFrame(clips.frame);
+    clips = null;
+    $("task").hidden = true;
+    $("revising").hidden = true;
+    $("done").hidden = false;
+    updateUndoButton();
+    const [, training] = await Promise.all([refreshProgress().catch(() => {}), trainingStatus()]);
+    if (at !== screen) return;
+    explainDone(training);
+    const active = training && training.round;
+    pollDelay = arriving || active ? POLL_FIRST_MS : Math.min(pollDelay * 1.5, POLL_MAX_MS);
+    schedulePoll();
+  }
+
+  async function trainingStatus() {
+    try {
+      const r = await fetch(`/api/projects/${slug}/training/`, { credentials: "same-origin" });
+      return r.ok ? await r.json() : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function explainDone(training) {
+    const bar = $("done-bar");
+    bar.hidden = true;
+    let text = "New comparisons appear here when there are more.";
+    if (training && !training.has_training) {
+      text = "This project's comparisons are imported: new ones appear here when staff import more.";
+    } else if (training && training.round) {
+      const r = training.round;
+      const pct = Math.round(100 * (r.progress || 0));
+      if (r.status === "running") {
+        text = `Round ${r.number} is training: ${STEP_TEXT[r.step] || "working"}, ${pct}%. ` +
+          "Its new comparisons appear here when it finishes.";
+        bar.hidden = false;
+        bar.firstElementChild.style.width = `${pct}%`;
+      } else {
+        text = `Round ${r.number} is queued for training; its new comparisons appear here when it finishes.`;
+      }
+    } else if (training) {
+      const n = training.judgements_to_next_round;
+      text = n > 0
+        ? `New comparisons appear after the next training round, which starts after ${n} more judgement${n === 1 ? "" : "s"} in this project (by anyone).`
+        : "New comparisons appear after the next training round.";
+    }
+    $("done-reason").textContent = text;
+  }
+
+  function schedulePoll() {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(() => {
+      pollTimer = null;
+      if (!$("done").hidden) loadNext({ quiet: true });
+    }, pollDelay);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    // Timers are slowed in a hidden tab: look at once when it is shown again.
+    if (!document.hidden && !$("done").hidden) { pollDelay = POLL_FIRST_MS; loadNext({ quiet: true }); }
+  });
+
+  // --- instructions: open on a project's first visit, collapsed afterwards -------------------
+  function openInstructionsOnFirstVisit() {
+    if (root.dataset.hasInstructions !== "1") return;
+    const key = `instructions-seen:${slug}`;
+    let seen = false;
+    try {
+      seen = localStorage.getItem(key) === "1";
+      localStorage.setItem(key, "1");
+    } catch (e) {
+      seen = false; // no storage (a private window, say): show them every time
+    }
+    $("instructions").hidden = seen;
   }
 
   function toggle(id) { $(id).hidden = !$(id).hidden; }
 
   document.addEventListener("keydown", (e) => {
-    if (e.target.matches("input, textarea") || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target.matches("input:not([type=range]), textarea") || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "?") { toggle("help"); return; }
+    if ((e.key === "u" || e.key === "U") && reviseWindowMs > 0) { e.preventDefault(); undo(); return; }
+    if (e.key === "p" || e.key === "P") { if (clips) { e.preventDefault(); setClipsPaused(!clips.paused); } return; }
+    if (e.key === "h" || e.key === "H") { if (clips) { e.preventDefault(); toggleHalfSpeed(); } return; }
     if (!current) return;
     const k = current.items.length;
     if (e.key === "s" || e.key === "S") { e.preventDefault(); submit({ choice: "skip" }); return; }
@@ -219,19 +452,21 @@
     else if (e.key === "Enter" && ranking.length === k) { e.preventDefault(); submit({ ranking }); }
   });
 
-  document.querySelectorAll("[data-choice]").forEach((b) =>
-    b.addEventListener("click", (e) => {
-      // A mouse click leaves the button focused, and a later Enter would click it again.
-      if (e.detail > 0) b.blur();
-      submit({ choice: b.dataset.choice });
-    })
-  );
+  // A mouse click leaves a button focused, and a later Enter or space would click it again.
+  const clicked = (b, action) => b.addEventListener("click", (e) => { if (e.detail > 0) b.blur(); action(); });
+  document.querySelectorAll("[data-choice]").forEach((b) => clicked(b, () => submit({ choice: b.dataset.choice })));
   $("rank-submit").addEventListener("click", () => submit({ ranking }));
   $("rank-undo").addEventListener("click", () => { ranking = ranking.slice(0, Math.max(0, Math.min(ranking.length, current.items.length - 1) - 1)); renderRanking(); });
+  if ($("undo-last")) clicked($("undo-last"), undo);
+  clicked($("clip-play"), () => { if (clips) setClipsPaused(!clips.paused); });
+  clicked($("clip-half"), toggleHalfSpeed);
+  $("clip-scrub").addEventListener("input", () => scrubClips(Number($("clip-scrub").value)));
+  $("clip-scrub").addEventListener("change", () => $("clip-scrub").blur()); // keys judge again
   $("toggle-help").addEventListener("click", () => toggle("help"));
   $("toggle-instructions").addEventListener("click", () => toggle("instructions"));
-  $("check-again").addEventListener("click", loadNext);
+  $("check-again").addEventListener("click", () => { pollDelay = POLL_FIRST_MS; loadNext(); });
 
+  openInstructionsOnFirstVisit();
   if (root.dataset.member !== "1") {
     say("You can see this project but are not one of its annotators; ask an admin to add you.", true);
   } else {

@@ -1,0 +1,52 @@
+"""View decorators for the site's HTML pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponse
+from django.shortcuts import render
+from rest_framework.exceptions import AuthenticationFailed
+
+from core.api.authentication import TokenAuthentication
+
+
+def staff_required(what: str) -> Callable:
+    """A page for staff only. An anonymous visitor is sent to the site's login
+    (settings.LOGIN_URL) and back; a logged-in user who is not staff gets a 403 page saying
+    that ``what`` ("The project dashboard") is for staff, rather than the admin's login."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not request.user.is_staff:
+                return render(request, "core/staff_required.html", {"what": what}, status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def login_or_token_required(view: Callable) -> Callable:
+    """A page a script may fetch too: the signed-in session's user, else the user of an
+    ``Authorization: Token <key>`` header (401 for a bad token); an anonymous browser is
+    sent to the login page."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "token" or not key.strip():
+                return redirect_to_login(request.get_full_path())
+            try:
+                request.user, _ = TokenAuthentication().authenticate_credentials(key.strip())
+            except AuthenticationFailed as exc:
+                return HttpResponse(str(exc.detail), status=401, content_type="text/plain")
+        return view(request, *args, **kwargs)
+
+    return wrapped
