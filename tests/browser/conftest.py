@@ -75,12 +75,20 @@ def browser() -> Iterator:
 @pytest.fixture
 def page(browser) -> Iterator:
     """A fresh page (own cookies) at 1280x800; script errors are collected in
-    ``page.js_errors``."""
+    ``page.js_errors``, and a test whose page broke the Content-Security-Policy fails."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.js_errors = errors
+    refused: list[str] = []  # what the Content-Security-Policy blocked (Chromium logs it)
+
+    def on_console(message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    page.on("console", on_console)
     yield page
     context.close()
+    assert not refused, f"the page broke its Content-Security-Policy: {refused}"

@@ -113,3 +113,16 @@ def test_the_judgement_list_says_what_won_over_what(page, live_server, judged_pr
     ]
     assert not any("comparison" in summary for summary in summaries)
     assert overflow(page) == {"page": 0, "table": 0}
+
+
+def test_the_api_docs_render_under_the_content_security_policy(
+    page, live_server, django_user_model
+):
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    log_in_to_admin(page, live_server, "root")
+    response = page.goto(f"{live_server.url}/api/docs/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "object-src 'none'" in policy
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20_000)  # drawn by its script
+    assert page.locator(".opblock-summary-path", has_text="/api/projects/").count() > 0
+    assert page.js_errors == []
