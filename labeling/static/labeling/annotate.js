@@ -29,8 +29,6 @@
   let screen = 0; // bumped whenever what is on screen changes; late answers for an old screen are dropped
   let pollTimer = null;
   let pollDelay = POLL_FIRST_MS;
-  let clips = null; // the clips on screen: {videos, paused, loops, lastT, frame}
-  let halfSpeed = false;
 
   async function api(path, body, method = "POST") {
     const response = await fetch(path, {
@@ -113,7 +111,7 @@
     );
     renderRanking();
     if (!revision) setProgress(a.progress); // a brought-back comparison's progress is old
-    setUpClips(box);
+    ClipReview.setUp(box);
     updateUndoButton();
     shownAt = performance.now();
   }
@@ -148,95 +146,6 @@
       if (current && current.items.length > 2) addToRanking(item.id);
     });
     return el;
-  }
-
-  // --- clips: in sync, pause/play, scrub, half speed, a visible loop marker ----------------
-  // Clips of one comparison start together and stay within 0.1 s of the first; every
-  // control acts on all of them at once.
-  function setUpClips(box) {
-    if (clips) cancelAnimationFrame(clips.frame);
-    clips = null;
-    const videos = Array.from(box.querySelectorAll("video"));
-    $("clip-controls").hidden = !videos.length;
-    if (!videos.length) return;
-    const c = { videos, paused: false, loops: 0, lastT: 0, frame: 0 };
-    clips = c;
-    videos.forEach((v) => { v.defaultPlaybackRate = v.playbackRate = halfSpeed ? 0.5 : 1; });
-    let ready = 0;
-    videos.forEach((v) =>
-      v.addEventListener("canplay", function once() {
-        v.removeEventListener("canplay", once);
-        ready += 1;
-        if (ready === videos.length) {
-          videos.forEach((w) => { w.currentTime = 0; });
-          if (!c.paused) videos.forEach((w) => w.play().catch(() => {}));
-        }
-      })
-    );
-    videos[0].addEventListener("loadedmetadata", () => { $("clip-scrub").max = String(videos[0].duration || 1); });
-    videos[0].addEventListener("timeupdate", () => {
-      const t = videos[0].currentTime;
-      videos.slice(1).forEach((w) => { if (Math.abs(w.currentTime - t) > 0.1) w.currentTime = t; });
-    });
-    $("clip-scrub").value = "0";
-    $("clip-loops").textContent = "↻ loop 0";
-    renderClipControls();
-    const tick = () => {
-      if (clips !== c) return;
-      const v = videos[0];
-      const t = v.currentTime;
-      if (!v.paused && t + 0.25 < c.lastT) loopedAround(c); // jumped back while playing: it wrapped
-      c.lastT = t;
-      if (!v.paused) $("clip-scrub").value = String(t);
-      $("clip-time").textContent = `${t.toFixed(1)} s${v.duration ? ` / ${v.duration.toFixed(1)} s` : ""}`;
-      c.frame = requestAnimationFrame(tick);
-    };
-    c.frame = requestAnimationFrame(tick);
-  }
-
-  function loopedAround(c) {
-    c.loops += 1;
-    $("clip-loops").textContent = `↻ loop ${c.loops}`;
-    const box = $("candidates");
-    box.classList.remove("looped");
-    void box.offsetWidth; // restart the flash animation
-    box.classList.add("looped");
-  }
-
-  function setClipsPaused(paused) {
-    if (!clips) return;
-    clips.paused = paused;
-    const [first, ...others] = clips.videos;
-    if (paused) {
-      clips.videos.forEach((v) => v.pause());
-    } else {
-      others.forEach((v) => { v.currentTime = first.currentTime; });
-      clips.lastT = first.currentTime;
-      clips.videos.forEach((v) => v.play().catch(() => {}));
-    }
-    renderClipControls();
-  }
-
-  function scrubClips(t) {
-    if (!clips) return;
-    if (!clips.paused) setClipsPaused(true); // a scrubbed-to frame stays on screen
-    clips.videos.forEach((v) => { v.currentTime = t; });
-    clips.lastT = t;
-  }
-
-  function toggleHalfSpeed() {
-    halfSpeed = !halfSpeed;
-    if (clips) clips.videos.forEach((v) => { v.defaultPlaybackRate = v.playbackRate = halfSpeed ? 0.5 : 1; });
-    renderClipControls();
-  }
-
-  function renderClipControls() {
-    const paused = !!(clips && clips.paused);
-    const play = $("clip-play");
-    play.querySelector(".label").textContent = paused ? "Play" : "Pause";
-    play.setAttribute("aria-label", paused ? "Play the clips" : "Pause the clips");
-    $("clip-half").setAttribute("aria-pressed", String(halfSpeed));
-    $("clip-half").classList.toggle("active", halfSpeed);
   }
 
   // --- rankings ----------------------------------------------------------------------------
@@ -354,8 +263,7 @@
     const at = screen;
     current = null;
     revising = false;
-    if (clips) cancelAnimationFrame(clips.frame);
-    clips = null;
+    ClipReview.stop();
     $("task").hidden = true;
     $("revising").hidden = true;
     $("done").hidden = false;
@@ -436,8 +344,8 @@
     if (e.target.matches("input:not([type=range]), textarea") || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "?") { toggle("help"); return; }
     if ((e.key === "u" || e.key === "U") && reviseWindowMs > 0) { e.preventDefault(); undo(); return; }
-    if (e.key === "p" || e.key === "P") { if (clips) { e.preventDefault(); setClipsPaused(!clips.paused); } return; }
-    if (e.key === "h" || e.key === "H") { if (clips) { e.preventDefault(); toggleHalfSpeed(); } return; }
+    if (e.key === "p" || e.key === "P") { if (ClipReview.active()) { e.preventDefault(); ClipReview.togglePaused(); } return; }
+    if (e.key === "h" || e.key === "H") { if (ClipReview.active()) { e.preventDefault(); ClipReview.toggleHalfSpeed(); } return; }
     if (!current) return;
     const k = current.items.length;
     if (e.key === "s" || e.key === "S") { e.preventDefault(); submit({ choice: "skip" }); return; }
@@ -458,9 +366,9 @@
   $("rank-submit").addEventListener("click", () => submit({ ranking }));
   $("rank-undo").addEventListener("click", () => { ranking = ranking.slice(0, Math.max(0, Math.min(ranking.length, current.items.length - 1) - 1)); renderRanking(); });
   if ($("undo-last")) clicked($("undo-last"), undo);
-  clicked($("clip-play"), () => { if (clips) setClipsPaused(!clips.paused); });
-  clicked($("clip-half"), toggleHalfSpeed);
-  $("clip-scrub").addEventListener("input", () => scrubClips(Number($("clip-scrub").value)));
+  clicked($("clip-play"), ClipReview.togglePaused);
+  clicked($("clip-half"), ClipReview.toggleHalfSpeed);
+  $("clip-scrub").addEventListener("input", () => ClipReview.scrub(Number($("clip-scrub").value)));
   $("clip-scrub").addEventListener("change", () => $("clip-scrub").blur()); // keys judge again
   $("toggle-help").addEventListener("click", () => toggle("help"));
   $("toggle-instructions").addEventListener("click", () => toggle("instructions"));
