@@ -141,6 +141,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # address is the one they saw. 0 (the default): X-Forwarded-For is the client's own claim
 # and is ignored; the address is the connection's.
 NUM_PROXIES = int(os.environ.get("NUM_PROXIES", "0"))
+TOKEN_TTL_S = int(os.environ.get("TOKEN_TTL_S", str(7 * 24 * 3600)))  # API tokens expire
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

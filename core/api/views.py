@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import threading
 
+from django.db import transaction
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
+
+from core.api.authentication import expires_at
+from core.api.serializers import ErrorSerializer, TokenSerializer
 
 
 @extend_schema(exclude=True)
@@ -27,10 +35,27 @@ class SchemaView(SpectacularAPIView):
 
 
 class TokenView(ObtainAuthToken):
-    """Exchange a username and password for an API token."""
+    """Exchange a username and password for an API token: the one you hold while it is
+    valid, else a new one. ``expires_at`` says when it stops working (TOKEN_TTL_S after it
+    was issued); a password change revokes it."""
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={200: TokenSerializer, 400: ErrorSerializer, 429: ErrorSerializer},
+    )
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        with transaction.atomic():
+            token, _ = Token.objects.select_for_update().get_or_create(user=user)
+            if timezone.now() >= expires_at(token.created):
+                token.delete()
+                token = Token.objects.create(user=user)
+        return Response({"token": token.key, "expires_at": expires_at(token.created)})
 
 
 @extend_schema(exclude=True)
