@@ -20,6 +20,7 @@ from labeling.models import (
     Assignment,
     Comparison,
     ComparisonItem,
+    ImportJob,
     Item,
     Judgement,
     JudgementRevision,
@@ -220,3 +221,22 @@ class JudgementAdmin(admin.ModelAdmin):
         return format_html(
             "{}<br>revised {}", short_time(obj.created_at), short_time(obj.revised_at)
         )
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Imports, read only: what was uploaded, by whom, and what came of it."""
+
+    list_display = ["id", "project", "importer", "status", "progress", "created"]
+    list_filter = ["status", "project"]
+    readonly_fields = [field.name for field in ImportJob._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_time(obj.created_at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from labeling.models import Comparison, ComparisonItem, Item, Project
 from labeling.services import record_imported_judgement
 
 MAX_TEXT_CHARS = 50_000
+PROGRESS_EVERY = 1000  # lines between two progress reports
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,13 @@ def import_key(*, prompt: str, responses: list[str], judged: bool) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -> ImportResult:
+def import_jsonl(
+    *,
+    project: Project,
+    data: bytes,
+    importer: AbstractBaseUser,
+    progress: Callable[[float], None] | None = None,
+) -> ImportResult:
     """Store one comparison per line of ``data``.
 
     A line is ``{"prompt": str, "responses": [2..K str]}`` (a pair or a ranking task for
@@ -60,7 +68,8 @@ def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -
     A line whose content (see ``import_key``) is already in the project, or earlier in
     ``data``, is not stored again and is counted in ``skipped_duplicates``. Imports into
     one project are serialised on its row lock, so two imports of the same file at once
-    store it once.
+    store it once. ``progress`` hears the share of the file read, every
+    PROGRESS_EVERY lines (before anything is stored, outside the transaction).
     """
     if project.kind != Project.Kind.TEXT:
         raise InvalidInput(
@@ -68,11 +77,8 @@ def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -
             "projects."
         )
     if len(data) > settings.IMPORT_MAX_BYTES:
-        raise ImportTooLarge(
-            f"The file is {len(data)} bytes; the limit is {settings.IMPORT_MAX_BYTES} bytes "
-            "(IMPORT_MAX_BYTES). Split it into smaller files."
-        )
-    rows = list(_parse(data))
+        raise too_large(len(data))
+    rows = list(_parse(data, progress))
     if not rows:
         raise ImportRejected(None, "the file holds no JSON lines")
     with transaction.atomic():
@@ -110,6 +116,13 @@ def import_jsonl(*, project: Project, data: bytes, importer: AbstractBaseUser) -
     return ImportResult(len(items), len(comparisons), len(judged), parsed - len(rows))
 
 
+def too_large(size: int) -> ImportTooLarge:
+    return ImportTooLarge(
+        f"The file is {size} bytes; the limit is {settings.IMPORT_MAX_BYTES} bytes "
+        "(IMPORT_MAX_BYTES). Split it into smaller files."
+    )
+
+
 def _new_rows(project: Project, rows: list[_Row]) -> list[_Row]:
     """The rows whose content is not in ``project`` yet, each content once. Call while
     holding the project's row lock, so no other import adds keys meanwhile."""
@@ -126,8 +139,12 @@ def _new_rows(project: Project, rows: list[_Row]) -> list[_Row]:
     return new
 
 
-def _parse(data: bytes):
+def _parse(data: bytes, progress: Callable[[float], None] | None = None):
+    read = 0
     for number, raw in enumerate(data.split(b"\n"), start=1):
+        read += len(raw) + 1
+        if progress is not None and number % PROGRESS_EVERY == 0:
+            progress(min(1.0, read / max(1, len(data))))
         if not raw.strip():
             continue
         try:

@@ -284,3 +284,44 @@ class JudgementRevision(models.Model):
 
     def __str__(self) -> str:
         return f"judgement {self.judgement_id} was {self.choice} until {self.revised_at}"
+
+
+class ImportJob(models.Model):
+    """A JSONL import: run in the request for a small file, by a worker for a large one
+    (its upload kept in storage until then). A client's ``Idempotency-Key`` names it, so a
+    retried request gets the first one's job rather than a second import."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    importer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="import_jobs"
+    )
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    upload = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0..1: the share of lines read.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(
+        default=dict, blank=True, help_text="created_items, ..., skipped_duplicates."
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "importer", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="import_job_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} into {self.project}: {self.status}"

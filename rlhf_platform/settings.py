@@ -293,6 +293,8 @@ else:
 
 # --- Labeling limits -----------------------------------------------------------------------
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
+# Larger imports are kept in storage and imported by a worker (202 and a job to follow).
+IMPORT_SYNC_MAX_BYTES = int(os.environ.get("IMPORT_SYNC_MAX_BYTES", str(1024 * 1024)))
 # Every other body is small: refused with 413 before it is read (core.middleware).
 JSON_MAX_DEPTH = 32  # a request's JSON nests at most this deep
 REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))

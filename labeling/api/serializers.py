@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.errors import InvalidConfig
 from labeling.config import MAX_K, validate_project_config
-from labeling.models import Item, Judgement, Project
+from labeling.models import ImportJob, Item, Judgement, Project
 
 
 def _contains_nul(value) -> bool:
@@ -87,6 +88,7 @@ class MemberResponseSerializer(serializers.Serializer):
 
 
 class ImportResponseSerializer(serializers.Serializer):
+    job = serializers.IntegerField(help_text="The import's job (GET /api/imports/{job}/).")
     created_items = serializers.IntegerField()
     created_comparisons = serializers.IntegerField()
     created_judgements = serializers.IntegerField()
@@ -219,3 +221,27 @@ class StatsSerializer(serializers.Serializer):
     comparisons_closed = serializers.IntegerField()
     judgements = serializers.IntegerField()
     annotators = AnnotatorStatsSerializer(many=True)
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "project",
+            "status",
+            "progress",
+            "size_bytes",
+            "result",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ImportResponseSerializer(allow_null=True))
+    def get_result(self, job: ImportJob) -> dict | None:
+        return {"job": job.pk, **job.result} if job.result else None

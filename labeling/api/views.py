@@ -11,7 +11,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.exceptions import NotFound, UnsupportedMediaType
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,8 +19,9 @@ from rest_framework.views import APIView
 from core.api.permissions import require_staff
 from core.api.serializers import ErrorSerializer
 from core.errors import ImportTooLarge, InvalidInput
-from labeling import imports, selectors, services, stats
+from labeling import import_jobs, selectors, services, stats
 from labeling.api import serializers as s
+from labeling.models import ImportJob
 
 
 class ProjectListView(APIView):
@@ -136,7 +137,14 @@ class ImportView(APIView):
         responses={
             201: s.ImportResponseSerializer,
             200: OpenApiResponse(
-                s.ImportResponseSerializer, description="Every line was imported before."
+                s.ImportResponseSerializer,
+                description="Every line was imported before; or a retry with the same "
+                "Idempotency-Key (then the first request's answer, or its job).",
+            ),
+            202: OpenApiResponse(
+                s.ImportJobSerializer,
+                description="A file over IMPORT_SYNC_MAX_BYTES: queued for a worker; "
+                "follow it at GET /api/imports/{id}/.",
             ),
             400: ErrorSerializer,
             413: ErrorSerializer,
@@ -147,28 +155,69 @@ class ImportView(APIView):
         """Import JSONL (staff): one ``{"prompt", "responses": [...]}`` or
         ``{"prompt", "chosen", "rejected"}`` object per line. All lines or none are stored;
         a line already in the project (the same content) is skipped and counted in
-        ``skipped_duplicates``, so importing a file twice stores it once."""
+        ``skipped_duplicates``, so importing a file twice stores it once. A file over
+        IMPORT_SYNC_MAX_BYTES is imported by a worker (202 with its job). With an
+        ``Idempotency-Key`` header, a retry gets the first request's answer, unread."""
         project = selectors.access_project_as_staff(request.user, slug)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 200:
+            raise InvalidInput("Idempotency-Key must be at most 200 characters.")
+        if job := import_jobs.existing_job(project=project, importer=request.user, key=key):
+            return _job_answer(job, retry=True)
         length = _declared_length(request)
         if length > settings.IMPORT_MAX_BYTES:
             raise ImportTooLarge(
                 f"The upload is {length} bytes; the limit is {settings.IMPORT_MAX_BYTES} bytes."
             )
-        data = request.data
-        if not isinstance(data, bytes):
-            upload = data.get("file")
+        if request.content_type.startswith("multipart/"):
+            upload = request.data.get("file")
             if upload is None:
                 raise InvalidInput("Send the JSONL as the request body, or as a form field 'file'.")
-            data = upload.read(settings.IMPORT_MAX_BYTES + 1)
-        result = imports.import_jsonl(project=project, data=data, importer=request.user)
-        body = {
-            "created_items": result.created_items,
-            "created_comparisons": result.created_comparisons,
-            "created_judgements": result.created_judgements,
-            "skipped_duplicates": result.skipped_duplicates,
-        }
-        created = result.created_comparisons > 0
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+            large, chunks = upload.size > settings.IMPORT_SYNC_MAX_BYTES, upload.chunks()
+        elif length > settings.IMPORT_SYNC_MAX_BYTES:  # streamed to storage, not parsed here
+            large, chunks = True, _body_chunks(request)
+        else:
+            large, chunks = False, [request.data]
+        if large:
+            job = import_jobs.import_later(
+                project=project, importer=request.user, chunks=chunks, key=key
+            )
+        else:
+            data = b"".join(chunks)[: settings.IMPORT_MAX_BYTES + 1]
+            job = import_jobs.import_now(project=project, importer=request.user, data=data, key=key)
+        return _job_answer(job, retry=False)
+
+
+def _body_chunks(request, size: int = 64 * 1024):
+    while chunk := request.stream.read(size):
+        yield chunk
+
+
+def _job_answer(job, *, retry: bool) -> Response:
+    """A finished job answers as the import did (201 when it stored something); a queued or
+    running one (a large file) with the job, 202 and where to follow it."""
+    if job.status != job.Status.SUCCEEDED:
+        waiting = job.status in (job.Status.QUEUED, job.Status.RUNNING)
+        code = status.HTTP_202_ACCEPTED if waiting else status.HTTP_200_OK
+        response = Response(s.ImportJobSerializer(job).data, status=code)
+        response["Location"] = f"/api/imports/{job.pk}/"
+        return response
+    created = job.result.get("created_comparisons", 0) > 0 and not retry
+    body = {"job": job.pk, **job.result}
+    return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ImportJobView(APIView):
+    @extend_schema(
+        responses={200: s.ImportJobSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+    )
+    def get(self, request, job_id: int):
+        """An import's status, progress (the share of lines read) and result (staff)."""
+        require_staff(request.user, "follow imports")
+        job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
+        if job is None:
+            raise NotFound(f"No import job {job_id}.")
+        return Response(s.ImportJobSerializer(job).data)
 
 
 def assignment_body(user, project, lease) -> dict:

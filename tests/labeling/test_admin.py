@@ -18,6 +18,7 @@ from labeling.models import (
     Assignment,
     Comparison,
     ComparisonItem,
+    ImportJob,
     Item,
     Judgement,
     Membership,
@@ -66,8 +67,24 @@ def _url(model, view: str, *args) -> str:
 def test_every_labeling_model_is_registered():
     registered = {model for model in admin.site._registry if model._meta.app_label == "labeling"}
 
-    assert registered == set(LABELING_MODELS)
+    assert registered == {*LABELING_MODELS, ImportJob}
     assert ComparisonItem not in registered  # edited inline, on its comparison
+
+
+def test_import_jobs_are_listed_and_shown_but_never_added_or_edited(
+    admin_client, make_user, make_project
+):
+    job = ImportJob.objects.create(
+        project=make_project(), importer=make_user(staff=True), status="succeeded", progress=1
+    )
+    listed = admin_client.get(_url(ImportJob, "changelist"))
+    assert listed.status_code == 200 and listed.context["cl"].result_count == 1
+    assert admin_client.get(_url(ImportJob, "change", job.pk)).status_code == 200
+    assert admin_client.get(_url(ImportJob, "add")).status_code == 403
+    response = admin_client.post(_url(ImportJob, "change", job.pk), {"status": "failed"})
+    assert response.status_code == 403
+    job.refresh_from_db()
+    assert job.status == "succeeded"
 
 
 @pytest.mark.parametrize("model", LABELING_MODELS, ids=lambda m: m.__name__)

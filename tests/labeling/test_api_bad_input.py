@@ -9,7 +9,15 @@ import pytest
 from django.test import override_settings
 
 from labeling.config import MAX_K
-from labeling.models import Comparison, ComparisonItem, Item, Judgement, Membership, Project
+from labeling.models import (
+    Comparison,
+    ComparisonItem,
+    ImportJob,
+    Item,
+    Judgement,
+    Membership,
+    Project,
+)
 
 HUGE = 10**30
 
@@ -530,6 +538,7 @@ def test_a_good_import_after_a_rejected_one_stores_every_line(staff, client_for,
 
     assert response.status_code == 201
     assert response.data == {
+        "job": ImportJob.objects.get().pk,  # the rejected file left no job
         "created_items": 4,
         "created_comparisons": 2,
         "created_judgements": 1,

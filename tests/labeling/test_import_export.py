@@ -13,7 +13,7 @@ from django.db import connection
 
 from core.errors import ImportRejected, InvalidInput
 from labeling import imports, selectors, services
-from labeling.models import Comparison, Item, Judgement
+from labeling.models import Comparison, ImportJob, Item, Judgement
 
 
 def _jsonl(*rows) -> bytes:
@@ -194,6 +194,7 @@ def test_import_takes_the_file_as_a_body_of_each_jsonl_content_type(
 
     assert response.status_code == 201, response.json()
     assert response.json() == {
+        "job": ImportJob.objects.get().pk,
         "created_items": 7,
         "created_comparisons": 3,
         "created_judgements": 1,
@@ -247,6 +248,7 @@ def test_importing_the_same_file_twice_stores_it_once_and_counts_the_skipped_lin
 
     assert again.status_code == 200  # nothing new
     assert again.json() == {
+        "job": ImportJob.objects.latest("pk").pk,
         "created_items": 0,
         "created_comparisons": 0,
         "created_judgements": 0,
