@@ -176,8 +176,9 @@ class ImportView(APIView):
             large, chunks = upload.size > settings.IMPORT_SYNC_MAX_BYTES, upload.chunks()
         elif length > settings.IMPORT_SYNC_MAX_BYTES:  # streamed to storage, not parsed here
             large, chunks = True, _body_chunks(request)
-        else:
-            large, chunks = False, [request.data]
+        else:  # DRF hands an empty body over as an empty dict, not as b""
+            body = request.data if isinstance(request.data, bytes) else b""
+            large, chunks = len(body) > settings.IMPORT_SYNC_MAX_BYTES, [body]
         if large:
             job = import_jobs.import_later(
                 project=project, importer=request.user, chunks=chunks, key=key

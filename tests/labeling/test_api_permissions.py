@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
-from labeling.models import Comparison, Judgement, Project
+from labeling.models import Comparison, ImportJob, Judgement, Project
 
 ANONYMOUS, OUTSIDER, MEMBER, STAFF = "anonymous", "outsider", "member", "staff"
 CALLERS = (ANONYMOUS, OUTSIDER, MEMBER, STAFF)
@@ -58,6 +58,10 @@ def _judge(client, w: World):
     )
 
 
+def _import_job(w: World) -> ImportJob:
+    return ImportJob.objects.get_or_create(project=w.project, importer=w.users[STAFF])[0]
+
+
 def _lease_then_judge(client, w: World):
     client.post(f"/api/projects/{w.project.slug}/next/")
     return _judge(client, w)
@@ -79,6 +83,7 @@ REQUESTS = {
         b'{"prompt": "p", "responses": ["a", "b"]}\n',
         content_type="application/jsonl",
     ),
+    "import-job": lambda c, w: c.get(f"/api/imports/{_import_job(w).pk}/"),
     "next": lambda c, w: c.post(f"/api/projects/{w.project.slug}/next/"),
     "progress": lambda c, w: c.get(f"/api/projects/{w.project.slug}/progress/"),
     "export-trl": lambda c, w: c.get(f"/api/projects/{w.project.slug}/export/?format=trl"),
@@ -96,6 +101,7 @@ API_MATRIX = {
     "projects-create":             (401,     403,     403,   201),
     "members":                     (401,     404,     403,   201),
     "import":                      (401,     404,     403,   201),
+    "import-job":                  (401,     403,     403,   200),  # no project in its URL
     "next":                        (401,     404,     200,   403),  # staff: not an annotator
     "progress":                    (401,     404,     200,   200),
     "export-trl":                  (401,     404,     403,   200),
@@ -134,6 +140,7 @@ def test_the_matrix_covers_every_api_url():
     from labeling.api.urls import urlpatterns
 
     covered = {"api-token", "api-projects", "api-members", "api-import", "api-next"}
+    covered |= {"api-import-job"}
     covered |= {"api-progress", "api-export", "api-stats", "api-judgement"}
     named = {p.name for p in [*urlpatterns, *core_urls] if p.name}
     assert named - {"api-schema", "api-docs"} == covered

@@ -24,6 +24,7 @@ def world(db, make_user, make_project):
     [
         ("get", "/api/projects/traj/rounds/", {"outsider": 404, "member": 403, "staff": 200}),
         ("post", "/api/projects/traj/rounds/", {"outsider": 404, "member": 403, "staff": 409}),
+        ("get", "/api/projects/traj/training/", {"outsider": 404, "member": 200, "staff": 200}),
         ("get", "/api/runs/{run}/", {"outsider": 404, "member": 404, "staff": 200}),
         ("get", "/api/policies/{policy}/export/", {"outsider": 404, "member": 404, "staff": 404}),
         ("get", "/api/runs/999999/", {"outsider": 404, "member": 404, "staff": 404}),
