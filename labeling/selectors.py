@@ -253,6 +253,8 @@ def export_full(project: Project, *, absolute_url: Callable[[str], str] = _as_is
             "time_spent_ms": judgement.time_spent_ms,
             "gold": judgement.comparison.gold_ranking,
             "created_at": judgement.created_at.isoformat(),
+            # the answer above is the latest; its history is in the admin
+            "revised_at": judgement.revised_at.isoformat() if judgement.revised_at else None,
         }
 
 

@@ -366,6 +366,7 @@ def test_exports_preferences_and_stats_use_the_latest_answer(world, make_user, a
     full = staff_client.get(f"/api/projects/{project.slug}/export/?format=full")
     (line,) = [json.loads(x) for x in b"".join(full.streaming_content).splitlines()]
     assert (line["choice"], line["ranking"]) == ("right", [right, left])
+    assert line["revised_at"] is not None and line["revised_at"] > line["created_at"]
     trl = staff_client.get(f"/api/projects/{project.slug}/export/?format=trl")
     (pair,) = [json.loads(x) for x in b"".join(trl.streaming_content).splitlines()]
     texts = dict(project.items.values_list("pk", "text"))
