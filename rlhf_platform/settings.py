@@ -212,7 +212,6 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= is the export's own parameter
     "NUM_PROXIES": NUM_PROXIES,  # throttles key on the real client address
-    "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
@@ -235,7 +234,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-LOGIN_FAILURES_PER_MINUTE = int(os.environ.get("LOGIN_FAILURES_PER_MINUTE", "10"))
+LOGIN_FAILURES_PER_MINUTE = int(os.environ.get("LOGIN_FAILURES_PER_MINUTE", "10"))  # per address
+ACCOUNT_FAILURES_PER_HOUR = int(os.environ.get("ACCOUNT_FAILURES_PER_HOUR", "20"))
 
 # --- Celery: CELERY_BROKER_URL, or an embedded Redis under DATA_DIR --------------------------
 if os.environ.get("CELERY_BROKER_URL"):

@@ -12,11 +12,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
+from core import sign_in_guard
 from core.api.authentication import expires_at
 from core.api.serializers import ErrorSerializer, TokenSerializer
 
@@ -39,16 +39,22 @@ class TokenView(ObtainAuthToken):
     valid, else a new one. ``expires_at`` says when it stops working (TOKEN_TTL_S after it
     was issued); a password change revokes it."""
 
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
+    throttle_classes = []  # failures are counted instead (core.sign_in_guard)
 
     @extend_schema(
         request=AuthTokenSerializer,
         responses={200: TokenSerializer, 400: ErrorSerializer, 429: ErrorSerializer},
     )
     def post(self, request, *args, **kwargs):
+        username = request.data.get("username") if hasattr(request.data, "get") else None
+        username = username[:150] if isinstance(username, str) else ""
+        if refused := sign_in_guard.refusal(request, username):
+            reason, wait_s = refused
+            raise Throttled(wait=wait_s, detail=reason)
         serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            sign_in_guard.record_failure(request, username)
+            raise ValidationError(serializer.errors)
         user = serializer.validated_data["user"]
         with transaction.atomic():
             token, _ = Token.objects.select_for_update().get_or_create(user=user)

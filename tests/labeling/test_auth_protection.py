@@ -70,25 +70,77 @@ def test_untrusted_text_is_escaped_in_the_admin(db, make_user, make_project, mak
             assert "&lt;script&gt;" in page, url
 
 
-def test_a_forged_x_forwarded_for_does_not_give_a_fresh_address_to_the_token_throttle(
-    db, make_user, monkeypatch
-):
+def _token(username: str, password: str, **extra) -> int:
     from rest_framework.test import APIClient
-    from rest_framework.throttling import ScopedRateThrottle
 
-    make_user("ann", password="a right password")
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/minute"})
-    answers = [
+    return (
         APIClient()
-        .post(
-            "/api/auth/token/",
-            {"username": "ann", "password": f"guess {i}"},
-            HTTP_X_FORWARDED_FOR=f"10.0.0.{i}",  # each guess claims another address
-        )
+        .post("/api/auth/token/", {"username": username, "password": password}, **extra)
         .status_code
+    )
+
+
+def test_a_forged_x_forwarded_for_does_not_give_a_fresh_address_to_the_token_guard(
+    db, make_user, settings
+):
+    settings.LOGIN_FAILURES_PER_MINUTE = 3
+    make_user("ann", password="a right password")
+    answers = [
+        _token("ann", f"guess {i}", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")  # claims new addresses
         for i in range(5)
     ]
     assert answers == [400, 400, 400, 429, 429]
+
+
+def test_successful_sign_ins_are_not_counted_so_an_office_behind_one_address_gets_in(
+    db, make_user, settings
+):
+    settings.LOGIN_FAILURES_PER_MINUTE = 3
+    names = [make_user(f"annotator{i}", password="a right password").username for i in range(30)]
+    assert {_token(name, "a right password") for name in names} == {200}
+    assert {Client().post("/accounts/login/", {"username": n, "password": "a right password"})
+            .status_code for n in names[:10]} == {302}  # fmt: skip
+
+
+def test_guesses_at_one_account_from_many_addresses_are_refused_but_not_its_owners_browser(
+    db, make_user, settings
+):
+    settings.NUM_PROXIES = 1  # each guess really comes from another address
+    settings.ACCOUNT_FAILURES_PER_HOUR = 5
+    make_user("ann", password="a right password")
+    first = Client()
+    signed_in = first.post("/accounts/login/", {"username": "ann", "password": "a right password"})
+    assert signed_in.status_code == 302  # signed in once: the browser keeps a device cookie
+    owner = Client()  # the same browser another day (a test client's logout drops cookies)
+    owner.cookies["signin_device"] = first.cookies["signin_device"].value
+
+    def guess(i: int, password: str) -> int:
+        return _token("ann", password, HTTP_X_FORWARDED_FOR=f"198.51.100.{i}")
+
+    assert [guess(i, f"guess {i}") for i in range(5)] == [400] * 5
+    assert guess(50, "a right password") == 429  # even the right one, from a new address
+    refused = Client(HTTP_X_FORWARDED_FOR="198.51.100.51").post(
+        "/accounts/login/", {"username": "ann", "password": "a right password"}
+    )
+    assert refused.status_code == 429 and b"this account" in refused.content
+    assert _token("bob", "anything", HTTP_X_FORWARDED_FOR="198.51.100.52") == 400  # others: no
+
+    back = owner.post(
+        "/accounts/login/",
+        {"username": "ann", "password": "a right password"},
+        HTTP_X_FORWARDED_FOR="203.0.113.9",  # the owner, from an address never seen
+    )
+    assert back.status_code == 302
+
+
+def test_a_forged_device_cookie_is_no_way_past_the_account_guard(db, make_user, settings):
+    settings.ACCOUNT_FAILURES_PER_HOUR = 1
+    make_user("ann", password="a right password")
+    assert _token("ann", "wrong") == 400
+    forged = Client()
+    forged.cookies["signin_device"] = '["ann"]'  # unsigned
+    response = forged.post("/accounts/login/", {"username": "ann", "password": "a right password"})
+    assert response.status_code == 429
 
 
 def test_behind_a_configured_proxy_the_login_throttle_keys_on_the_address_it_saw(
