@@ -5,3 +5,8 @@ class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "labeling"
     verbose_name = "Labeling"
+
+    def ready(self) -> None:
+        from labeling import file_cleanup
+
+        file_cleanup.connect()

@@ -189,7 +189,9 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
         attempts=F("attempts") + 1,
     )
     if not claimed:
-        current = Run.objects.get(pk=step_id)
+        current = Run.objects.filter(pk=step_id).first()
+        if current is None:  # its project was deleted, and the round's rows with it
+            raise StepNotRunnable(f"step {step_id} no longer exists (its project was deleted)")
         if current.status == Run.Status.SUCCEEDED:
             return False
         raise StepNotRunnable(f"step {step_id} is {current.status}; not running it again")
