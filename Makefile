@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format stop clean load faults fuzz bench-imitation feedback
+.PHONY: run test lint format stop clean load faults fuzz security bench-imitation feedback
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ faults: $(VENV)/.installed-dev
 		tests/training/test_broker_outage.py -v
 	$(BIN)/python benchmarks/labeling_load.py --scenarios separate,combined \
 		--restart-postgres-after 5
+
+## security: the security review's probes against gunicorn and PostgreSQL (a fresh database);
+## prints each with its result, writes benchmarks/results/security_probes.json.
+security: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/security_probes.py
 
 ## fuzz: schemathesis against the OpenAPI schema with many more examples than the suite.
 fuzz: $(VENV)/.installed-dev

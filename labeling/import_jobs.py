@@ -12,13 +12,13 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core.errors import DomainError
 from labeling import imports
-from labeling.models import ImportJob, Project
+from labeling.models import Comparison, ComparisonItem, ImportJob, Item, Judgement, Project
 
 log = logging.getLogger(__name__)
 RUN_TASK = "labeling.run_import"
@@ -109,7 +109,19 @@ def run(job_id: int) -> str:
         _finish(job, status=ImportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         return "failed"
     _finish(job, status=ImportJob.Status.SUCCEEDED, result=_result(result))
+    _refresh_planner_statistics()
     return "succeeded"
+
+
+def _refresh_planner_statistics() -> None:
+    """A large import can change the tables faster than autovacuum analyses them; until
+    it does, the planner misjudges them (stats took 6.4 s instead of 0.15 s at 20 000
+    fresh judgements)."""
+    tables = ", ".join(
+        f'"{model._meta.db_table}"' for model in (Item, Comparison, ComparisonItem, Judgement)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def _finish(job: ImportJob, *, status: str, result: dict | None = None, error: str = "") -> None:
