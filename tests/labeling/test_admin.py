@@ -281,6 +281,7 @@ def test_export_action_full_file_holds_one_line_per_judgement(admin_client, judg
             "time_spent_ms": 1234,
             "gold": None,
             "created_at": judgement.created_at.isoformat(),
+            "revised_at": None,
         }
     ]
 
