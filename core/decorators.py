@@ -40,13 +40,13 @@ def login_or_token_required(view: Callable) -> Callable:
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         if not request.user.is_authenticated:
-            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "token" or not key.strip():
-                return redirect_to_login(request.get_full_path())
             try:
-                request.user, _ = TokenAuthentication().authenticate_credentials(key.strip())
+                found = TokenAuthentication().authenticate(request)  # reads only the header
             except AuthenticationFailed as exc:
                 return HttpResponse(str(exc.detail), status=401, content_type="text/plain")
+            if found is None:
+                return redirect_to_login(request.get_full_path())
+            request.user = found[0]
         return view(request, *args, **kwargs)
 
     return wrapped

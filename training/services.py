@@ -79,10 +79,7 @@ def start_round(*, project: Project, trigger: str, enqueue: bool = True) -> Run:
     Raises RoundInProgress when one is already queued or running."""
     check_trainable(project)
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)  # serialise round numbering
-        active = Run.objects.filter(project=project, kind=Run.Kind.ROUND, status__in=Run.ACTIVE)
-        if (current := active.first()) is not None:
-            raise RoundInProgress(current)
+        active = _lock_with_no_active_round(project)  # serialises round numbering
         last = Run.objects.filter(project=project, kind=Run.Kind.ROUND).aggregate(n=Max("number"))
         number = (last["n"] or 0) + 1
         try:
@@ -109,10 +106,7 @@ def start_first_comparisons(*, project: Project, trigger: str) -> Run:
     comparisons already."""
     check_trainable(project)
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)  # as start_round does
-        active = Run.objects.filter(project=project, kind=Run.Kind.ROUND, status__in=Run.ACTIVE)
-        if (current := active.first()) is not None:
-            raise RoundInProgress(current)
+        _lock_with_no_active_round(project)
         if project.comparisons.exists():
             raise Conflict(
                 f"Project {project.slug!r} has comparisons already; its rounds make the next ones."
@@ -120,6 +114,16 @@ def start_first_comparisons(*, project: Project, trigger: str) -> Run:
         return Run.objects.create(
             project=project, kind=Run.Kind.GENERATE_COMPARISONS, number=0, trigger=trigger
         )
+
+
+def _lock_with_no_active_round(project: Project):
+    """Lock the project's row (inside the caller's transaction) and raise RoundInProgress
+    if a round is queued or running; returns the query of its active rounds."""
+    Project.objects.select_for_update().get(pk=project.pk)
+    active = Run.objects.filter(project=project, kind=Run.Kind.ROUND, status__in=Run.ACTIVE)
+    if (current := active.first()) is not None:
+        raise RoundInProgress(current)
+    return active
 
 
 def enqueue_round(round_id: int) -> bool:

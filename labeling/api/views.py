@@ -295,12 +295,7 @@ class JudgementView(APIView):
         serializer = s.JudgementRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.record_judgement(
-            annotator=request.user,
-            comparison=comparison_id,
-            choice=serializer.validated_data.get("choice"),
-            ranking=serializer.validated_data.get("ranking"),
-            time_spent_ms=serializer.validated_data.get("time_spent_ms"),
-            shown_order=serializer.validated_data.get("shown_order"),
+            annotator=request.user, comparison=comparison_id, **_answer(serializer)
         )
         body = _with_next(request, serializer, judgement_body(result.judgement), result.project)
         return Response(
@@ -327,15 +322,17 @@ class JudgementView(APIView):
         serializer = s.JudgementRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.revise_judgement(
-            annotator=request.user,
-            comparison=comparison_id,
-            choice=serializer.validated_data.get("choice"),
-            ranking=serializer.validated_data.get("ranking"),
-            time_spent_ms=serializer.validated_data.get("time_spent_ms"),
-            shown_order=serializer.validated_data.get("shown_order"),
+            annotator=request.user, comparison=comparison_id, **_answer(serializer)
         )
         body = _with_next(request, serializer, judgement_body(result.judgement), result.project)
         return Response(body)
+
+
+def _answer(serializer) -> dict:
+    """The answer a JudgementRequestSerializer carries, as record_judgement and
+    revise_judgement take it."""
+    fields = ("choice", "ranking", "time_spent_ms", "shown_order")
+    return {name: serializer.validated_data.get(name) for name in fields}
 
 
 def _with_next(request, serializer, body: dict, project) -> dict:
