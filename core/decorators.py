@@ -11,20 +11,23 @@ from django.shortcuts import render
 from rest_framework.exceptions import AuthenticationFailed
 
 from core.api.authentication import TokenAuthentication
+from core.api.permissions import may
 
 
-def staff_required(what: str) -> Callable:
-    """A page for staff only. An anonymous visitor is sent to the site's login
-    (settings.LOGIN_URL) and back; a logged-in user who is not staff gets a 403 page saying
-    that ``what`` ("The project dashboard") is for staff, rather than the admin's login."""
+def staff_required(what: str, *, permission: str) -> Callable:
+    """A page for staff with ``permission`` ("training.view_run"). An anonymous visitor is
+    sent to the site's login (settings.LOGIN_URL) and back; a logged-in user who is not
+    staff, or lacks the permission, gets a 403 page saying that ``what`` ("The project
+    dashboard") is for staff, rather than the admin's login."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            if not request.user.is_staff:
-                return render(request, "core/staff_required.html", {"what": what}, status=403)
+            if not may(request.user, permission):
+                context = {"what": what, "permission": permission}
+                return render(request, "core/staff_required.html", context, status=403)
             return view(request, *args, **kwargs)
 
         return wrapped

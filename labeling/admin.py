@@ -35,7 +35,10 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
-@admin.action(description="Export judgements of the selected projects (TRL and full JSONL, zip)")
+@admin.action(
+    description="Export judgements of the selected projects (TRL and full JSONL, zip)",
+    permissions=["export_judgements"],
+)
 def export_projects(modeladmin, request, queryset):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -75,6 +78,9 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
     actions = [export_projects]
     prepopulated_fields = {"slug": ["name"]}
+
+    def has_export_judgements_permission(self, request) -> bool:
+        return request.user.has_perm("labeling.export_judgements")
 
     def get_queryset(self, request):
         return (

@@ -7,6 +7,7 @@ class LabelingConfig(AppConfig):
     verbose_name = "Labeling"
 
     def ready(self) -> None:
-        from labeling import file_cleanup
+        from labeling import file_cleanup, roles
 
         file_cleanup.connect()
+        roles.connect()

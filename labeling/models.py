@@ -41,6 +41,13 @@ class Project(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        # What staff may do is these and Django's own permissions (core/roles.py groups them
+        # into roles); being staff alone only lets a user see every project.
+        permissions = [
+            ("manage_members", "Can add a project's annotators"),
+            ("import_items", "Can import items and follow imports"),
+            ("export_judgements", "Can export a project's judgements"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_gte_1"),
             models.CheckConstraint(

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.db.models.fields.files import FieldFile
 
 from core import sql
-from core.api.permissions import require_staff
+from core.api.permissions import require_permission
 from core.errors import NotFound
 from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
 
@@ -48,10 +48,12 @@ def access_project(user: AbstractBaseUser, slug: str) -> Project:
     return sql.model_from_row(Project, row)
 
 
-def access_project_as_staff(user: AbstractBaseUser, slug: str) -> Project:
-    """The project ``slug`` for staff; a member gets NotAllowed (403), anyone else NotFound."""
+def access_project_for(user: AbstractBaseUser, slug: str, *, permission: str, what: str) -> Project:
+    """The project ``slug`` for staff with ``permission`` ("labeling.export_judgements");
+    a member or staff without it get NotAllowed (403) saying ``what`` they may not do,
+    anyone else NotFound."""
     project = access_project(user, slug)
-    require_staff(user)
+    require_permission(user, permission, what)
     return project
 
 

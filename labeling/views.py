@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.api.permissions import may
 from core.decorators import login_or_token_required
 from core.errors import DomainError
 from core.ranges import ranged_file_response
@@ -51,7 +52,7 @@ def protected_media(request, path: str):
     (not a bare file server) so annotators see only their own projects' files."""
     visible = selectors.visible_projects(request.user)
     files = Q(clip=path) | Q(poster=path)
-    if request.user.is_staff:
+    if may(request.user, "labeling.view_item"):
         files |= Q(payload=path)
     if not Item.objects.filter(files, project__in=visible).exists():
         raise Http404("No such file in a project you are a member of.")

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core import roles
 from labeling import services
 from labeling.models import Item, Project
 
@@ -17,11 +18,17 @@ _counter = itertools.count(1)
 
 @pytest.fixture
 def make_user(db):
-    def make(username: str | None = None, *, staff: bool = False, password: str = "pw"):
+    def make(
+        username: str | None = None,
+        *,
+        staff: bool = False,
+        role: str | None = None,
+        password: str = "pw",
+    ):
+        """An annotator; ``staff=True`` a project manager; ``role`` any role of core.roles."""
         username = username or f"user{next(_counter)}"
-        user = get_user_model().objects.create_user(
-            username=username, password=password, is_staff=staff
-        )
+        user = get_user_model().objects.create_user(username=username, password=password)
+        roles.set_role(user, role or ("manager" if staff else "annotator"))
         return user
 
     return make

@@ -12,7 +12,9 @@ from training import services
 from training.models import Policy, RewardModel, Run
 
 
-@admin.action(description="Start a training round for the selected projects")
+@admin.action(
+    description="Start a training round for the selected projects", permissions=["start_round"]
+)
 def start_round(modeladmin, request, queryset):
     for project in queryset:
         try:
@@ -35,6 +37,9 @@ class TrainingProjectAdmin(ProjectAdmin):
     """Labeling's project admin, with the actions of training and a link to the dashboard."""
 
     actions = [*ProjectAdmin.actions, start_round]
+
+    def has_start_round_permission(self, request) -> bool:
+        return request.user.has_perm("training.start_round")
 
     def page_links(self, project: Project) -> list[tuple[str, str]]:
         dashboard = reverse("training:dashboard", args=[project.slug])

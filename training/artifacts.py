@@ -23,6 +23,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models.fields.files import FieldFile
 
+from core import storage
 from labeling import services as labeling_services
 from labeling.models import Item, Project
 from labeling.selectors import Preference, preferences
@@ -40,7 +41,7 @@ def store_written_file(project: Project, kind: str, suffix: str, write: Callable
         path = Path(tmp) / f"{kind}{suffix}"
         write(path)
         with open(path, "rb") as f:
-            return default_storage.save(f"checkpoints/{project.slug}/{kind}{suffix}", File(f))
+            return storage.save(f"checkpoints/{project.slug}/{kind}{suffix}", File(f))
 
 
 def store_directory(project: Project, kind: str, write: Callable[[Path], object]) -> str:
@@ -52,7 +53,7 @@ def store_directory(project: Project, kind: str, write: Callable[[Path], object]
         write(directory)
         archive = shutil.make_archive(str(Path(tmp) / kind), "zip", root_dir=directory)
         with open(archive, "rb") as f:
-            return default_storage.save(f"checkpoints/{project.slug}/{kind}.zip", File(f))
+            return storage.save(f"checkpoints/{project.slug}/{kind}.zip", File(f))
 
 
 @contextmanager
@@ -77,9 +78,7 @@ def store_table(project: Project, kind: str, table: np.ndarray) -> str:
     """A tabular checkpoint (r̂(s, a) or π(a|s), float64) as checkpoints/<project>/<kind>.npy."""
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(table, dtype=np.float64))
-    return default_storage.save(
-        f"checkpoints/{project.slug}/{kind}.npy", ContentFile(buffer.getvalue())
-    )
+    return storage.save(f"checkpoints/{project.slug}/{kind}.npy", ContentFile(buffer.getvalue()))
 
 
 def load_table(row: RewardModel | Policy) -> np.ndarray:
@@ -98,9 +97,7 @@ def save_segment(project: Project, segment: Segment) -> str:
         actions=segment.actions,
         true_rewards=segment.true_rewards,
     )
-    return default_storage.save(
-        f"segments/{project.slug}/segment.npz", ContentFile(buffer.getvalue())
-    )
+    return storage.save(f"segments/{project.slug}/segment.npz", ContentFile(buffer.getvalue()))
 
 
 def load_segment(item: Item) -> Segment:
@@ -152,9 +149,9 @@ def store_clip(project: Project, frames: Sequence[np.ndarray], *, fps: int) -> d
         clip = clips.write_clip(frames, path=Path(tmp) / "clip.mp4", fps=fps)
         poster = clips.write_poster(frames[0], path=Path(tmp) / "poster.png")
         with open(clip, "rb") as f:
-            clip_name = default_storage.save(f"clips/{project.slug}/clip.mp4", File(f))
+            clip_name = storage.save(f"clips/{project.slug}/clip.mp4", File(f))
         with open(poster, "rb") as f:
-            poster_name = default_storage.save(f"posters/{project.slug}/poster.png", File(f))
+            poster_name = storage.save(f"posters/{project.slug}/poster.png", File(f))
     return {"clip": clip_name, "poster": poster_name}
 
 

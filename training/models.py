@@ -39,6 +39,7 @@ class RewardModel(ModelVersion):
 class Policy(ModelVersion):
     class Meta(ModelVersion.Meta):
         verbose_name_plural = "policies"
+        permissions = [("export_policy", "Can download policy checkpoints")]
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="policy_version"),
         ]
@@ -81,6 +82,7 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("start_round", "Can start training rounds")]
         constraints = [
             # Rounds of one project never overlap: at most one round is queued or running.
             models.UniqueConstraint(

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from core import storage
 from core.errors import Conflict, InvalidInput
 from labeling import selectors
 from labeling.config import project_config
@@ -183,7 +184,8 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
     which stops the chain; requeue_stale_runs re-queues steps whose worker died. The claim
     is the step's attempt number: progress and the final write go through only while the
     step is still this attempt's, so a worker whose step was re-queued and claimed again
-    (ClaimLost) writes nothing."""
+    (ClaimLost) writes nothing, and the files it stored are deleted (as are those of an
+    attempt that fails)."""
     now = timezone.now()
     claimed = Run.objects.filter(pk=step_id, status=Run.Status.QUEUED).update(
         status=Run.Status.RUNNING,
@@ -214,6 +216,16 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
             raise ClaimLost(f"step {step.pk}'s attempt {step.attempts} was taken over")
         _update_round_progress(step.round_id)
 
+    with storage.tracking_writes() as written:
+        try:
+            return _run_claimed(step, claim, work, progress)
+        except BaseException:  # a step that wrote no row leaves no files either
+            storage.delete_now(written)
+            raise
+
+
+def _run_claimed(step: Run, claim, work, progress: ProgressFn) -> bool:
+    """Run ``work`` and commit its result while ``claim`` (this attempt) holds the step."""
     try:
         result = work(step, progress)
         with transaction.atomic():
@@ -234,9 +246,7 @@ def execute_step(*, step_id: int, work: Callable[[Run, ProgressFn], StepResult])
                 )
             _update_round_progress(step.round_id)
     except ClaimLost:
-        logger.warning(
-            "step %s: attempt %s lost its claim; nothing written", step.pk, step.attempts
-        )
+        logger.warning("step %s: attempt %s lost its claim; nothing kept", step.pk, step.attempts)
         raise
     except Exception as exc:
         _fail(step, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}", claim=claim)

@@ -19,7 +19,7 @@ def _project(slug: str) -> Project:
     return project
 
 
-@staff_required("The project dashboard")
+@staff_required("The project dashboard", permission="training.view_run")
 def dashboard(request, slug: str):
     project = _project(slug)
     history = selectors.round_history(project)
@@ -46,7 +46,7 @@ def dashboard(request, slug: str):
     )
 
 
-@staff_required("The project dashboard")
+@staff_required("The project dashboard", permission="training.view_run")
 def learning_curves_png(request, slug: str):
     """The per-round metrics as one PNG of small plots."""
     series = selectors.plotted_series(selectors.round_history(_project(slug)))

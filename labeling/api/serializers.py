@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.permissions import may
 from core.errors import InvalidConfig
 from labeling.config import MAX_K, validate_project_config
 from labeling.models import ImportJob, Item, Judgement, Project
@@ -52,7 +53,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         settings), which is none of their business."""
         data = super().to_representation(instance)
         user = getattr(self.context.get("request"), "user", None)
-        if user is None or not user.is_staff:
+        if user is None or not may(user, "labeling.view_project"):
             data.pop("config", None)
         return data
 

@@ -16,7 +16,7 @@ from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.permissions import require_staff
+from core.api.permissions import require_permission
 from core.api.serializers import ErrorSerializer
 from core.errors import ImportTooLarge, InvalidInput
 from labeling import import_jobs, selectors, services, stats
@@ -38,7 +38,7 @@ class ProjectListView(APIView):
     )
     def post(self, request):
         """Create a project (staff)."""
-        require_staff(request.user, "create projects")
+        require_permission(request.user, "labeling.add_project", "create projects")
         serializer = s.ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if (
@@ -58,8 +58,11 @@ class MembersView(APIView):
         responses={201: s.MemberResponseSerializer, 200: s.MemberResponseSerializer},
     )
     def post(self, request, slug: str):
-        """Make a user an annotator of this project (staff). Adding twice is a no-op."""
-        project = selectors.access_project_as_staff(request.user, slug)
+        """Make a user an annotator of this project (staff with labeling.manage_members).
+        Adding twice is a no-op."""
+        project = selectors.access_project_for(
+            request.user, slug, permission="labeling.manage_members", what="add annotators"
+        )
         serializer = s.MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["username"]
@@ -157,8 +160,11 @@ class ImportView(APIView):
         a line already in the project (the same content) is skipped and counted in
         ``skipped_duplicates``, so importing a file twice stores it once. A file over
         IMPORT_SYNC_MAX_BYTES is imported by a worker (202 with its job). With an
-        ``Idempotency-Key`` header, a retry gets the first request's answer, unread."""
-        project = selectors.access_project_as_staff(request.user, slug)
+        ``Idempotency-Key`` header, a retry gets the first request's answer, unread.
+        Needs labeling.import_items."""
+        project = selectors.access_project_for(
+            request.user, slug, permission="labeling.import_items", what="import items"
+        )
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > 200:
             raise InvalidInput("Idempotency-Key must be at most 200 characters.")
@@ -214,7 +220,7 @@ class ImportJobView(APIView):
     )
     def get(self, request, job_id: int):
         """An import's status, progress (the share of lines read) and result (staff)."""
-        require_staff(request.user, "follow imports")
+        require_permission(request.user, "labeling.import_items", "follow imports")
         job = ImportJob.objects.select_related("project").filter(pk=job_id).first()
         if job is None:
             raise NotFound(f"No import job {job_id}.")
@@ -372,8 +378,11 @@ class ExportView(APIView):
     )
     def get(self, request, slug: str):
         """Download the project's judgements (staff): JSONL, or for ``format=segments``
-        a zip loadable with numpy alone (its README.txt says what each file holds)."""
-        project = selectors.access_project_as_staff(request.user, slug)
+        a zip loadable with numpy alone (its README.txt says what each file holds).
+        Needs labeling.export_judgements."""
+        project = selectors.access_project_for(
+            request.user, slug, permission="labeling.export_judgements", what="export judgements"
+        )
         fits = selectors.EXPORT_FORMATS[project.kind]
         kind = request.query_params.get("format", fits[0])
         if kind not in fits:

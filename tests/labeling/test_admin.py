@@ -322,6 +322,33 @@ def test_admin_refuses_a_non_staff_annotator(judged):
     assert response["Location"].startswith("/admin/login/")
 
 
+@pytest.mark.parametrize(
+    ("role", "offered"),
+    [
+        ("manager", {"export_projects", "start_round"}),  # deleting is for admins
+        ("reviewer", {"export_projects"}),
+    ],
+)
+def test_the_project_list_offers_only_the_actions_the_role_permits(
+    judged, make_user, role, offered
+):
+    client = Client()
+    client.force_login(make_user(role=role))
+
+    response = client.get(_url(Project, "changelist"))
+
+    assert response.status_code == 200
+    choices = response.context["action_form"].fields["action"].choices
+    assert {value for value, _ in choices} - {""} == offered
+    refused = client.post(
+        _url(Project, "changelist"),
+        {"action": "start_round", "_selected_action": [judged["project"].pk]},
+    )
+    if "start_round" not in offered:  # the action is not run, whatever the POST says
+        assert refused.status_code == 302  # back to the list, saying no action was chosen
+        assert not judged["project"].runs.exists()
+
+
 # --- what a row says, and where a project's pages are ------------------------------------------
 def test_judgement_list_shows_the_winners_text_over_the_losers(admin_client, judged):
     judgement = judged["judgement"]

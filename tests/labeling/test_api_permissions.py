@@ -1,10 +1,12 @@
 """Who may do what: every API endpoint and page, for every kind of caller.
 
 Callers: ``anonymous``; ``outsider``, an annotator of another project; ``member``, an
-annotator of the project under test; ``staff``, a staff user who is not a member.
+annotator of the project under test; ``staff``, a project manager who is not a member;
+``reviewer``, staff with the reviewer role; ``bare``, staff with no role or permission.
 Anonymous API calls get 401; pages send them to the login page. A non-member learns nothing
 about a project (404). Members may annotate (next, progress, stats, judgement) but not
-manage (403). Staff may manage everything; annotating needs a membership and a lease, like
+manage (403). Managers may manage everything, reviewers read and export, staff without
+permissions only see (core/roles.py); annotating needs a membership and a lease, like
 anyone else.
 """
 
@@ -20,7 +22,8 @@ from django.test import Client
 from labeling.models import Comparison, ImportJob, Judgement, Project
 
 ANONYMOUS, OUTSIDER, MEMBER, STAFF = "anonymous", "outsider", "member", "staff"
-CALLERS = (ANONYMOUS, OUTSIDER, MEMBER, STAFF)
+REVIEWER, BARE = "reviewer", "bare"
+CALLERS = (ANONYMOUS, OUTSIDER, MEMBER, STAFF, REVIEWER, BARE)
 
 
 @dataclass
@@ -37,6 +40,8 @@ def world(make_user, make_project, make_comparison) -> World:
     member = make_user("member")
     outsider = make_user("outsider")
     staff = make_user("staff", staff=True)
+    reviewer, bare = make_user("reviewer", role="reviewer"), make_user("bare", role="manager")
+    bare.groups.clear()  # staff status and nothing else
     make_user("newcomer")  # someone staff can add as a member
     project = make_project("secret", members=[member])
     other_project = make_project("elsewhere", members=[outsider])
@@ -45,7 +50,14 @@ def world(make_user, make_project, make_comparison) -> World:
         other_project=other_project,
         comparison=make_comparison(project),
         other_comparison=make_comparison(other_project),
-        users={ANONYMOUS: None, OUTSIDER: outsider, MEMBER: member, STAFF: staff},
+        users={
+            ANONYMOUS: None,
+            OUTSIDER: outsider,
+            MEMBER: member,
+            STAFF: staff,
+            REVIEWER: reviewer,
+            BARE: bare,
+        },
     )
 
 
@@ -95,20 +107,20 @@ REQUESTS = {
 
 # fmt: off
 API_MATRIX = {
-    #  request                     anonymous outsider member staff
-    "token":                       (200,     200,     200,   200),  # open: it is the login
-    "projects-list":               (401,     200,     200,   200),
-    "projects-create":             (401,     403,     403,   201),
-    "members":                     (401,     404,     403,   201),
-    "import":                      (401,     404,     403,   201),
-    "import-job":                  (401,     403,     403,   200),  # no project in its URL
-    "next":                        (401,     404,     200,   403),  # staff: not an annotator
-    "progress":                    (401,     404,     200,   200),
-    "export-trl":                  (401,     404,     403,   200),
-    "export-full":                 (401,     404,     403,   200),
-    "stats":                       (401,     404,     200,   200),
-    "judgement-without-lease":     (401,     404,     403,   403),
-    "judgement-after-next":        (401,     404,     201,   403),  # staff gets no lease
+    #  request                     anonymous outsider member staff reviewer bare
+    "token":                       (200,     200,     200,   200,  200,     200),  # the login
+    "projects-list":               (401,     200,     200,   200,  200,     200),
+    "projects-create":             (401,     403,     403,   201,  403,     403),
+    "members":                     (401,     404,     403,   201,  403,     403),
+    "import":                      (401,     404,     403,   201,  403,     403),
+    "import-job":                  (401,     403,     403,   200,  403,     403),  # no project
+    "next":                        (401,     404,     200,   403,  403,     403),  # no member
+    "progress":                    (401,     404,     200,   200,  200,     200),
+    "export-trl":                  (401,     404,     403,   200,  200,     403),
+    "export-full":                 (401,     404,     403,   200,  200,     403),
+    "stats":                       (401,     404,     200,   200,  200,     200),
+    "judgement-without-lease":     (401,     404,     403,   403,  403,     403),
+    "judgement-after-next":        (401,     404,     201,   403,  403,     403),  # no lease
 }
 # fmt: on
 
@@ -154,7 +166,7 @@ def test_an_unknown_api_path_is_a_json_404(api_client_for):
 
 
 def test_denied_writes_leave_the_database_unchanged(world, api_client_for):
-    for caller in (ANONYMOUS, OUTSIDER, MEMBER):
+    for caller in (ANONYMOUS, OUTSIDER, MEMBER, REVIEWER, BARE):
         client = api_client_for(world.users[caller])
         for name in ("projects-create", "members", "import", "judgement-without-lease"):
             REQUESTS[name](client, world)
@@ -188,7 +200,7 @@ def test_project_list_shows_a_non_member_only_their_own_projects(world, api_clie
 
 
 def test_annotators_do_not_see_a_projects_config_and_staff_do(world, api_client_for):
-    for caller, sees_config in ((MEMBER, False), (STAFF, True)):
+    for caller, sees_config in ((MEMBER, False), (STAFF, True), (REVIEWER, True), (BARE, False)):
         rows = api_client_for(world.users[caller]).get("/api/projects/").json()
         assert rows and all(("config" in row) is sees_config for row in rows), caller
 
@@ -312,13 +324,13 @@ def test_next_never_contains_the_gold_answer(world, make_comparison, api_client_
 # --- the pages ---------------------------------------------------------------------------------
 # fmt: off
 PAGE_MATRIX = {
-    #  path                  anonymous outsider member staff
-    "/":                     (302,     200,     200,   200),
-    "/label/secret/":        (302,     404,     200,   200),
-    "/label/no-such/":       (302,     404,     404,   404),
-    "/admin/":               (302,     302,     302,   200),
-    "/api/schema/":          (200,     200,     200,   200),  # public: describes, reveals nothing
-    "/api/docs/":            (200,     200,     200,   200),
+    #  path                  anonymous outsider member staff reviewer bare
+    "/":                     (302,     200,     200,   200,  200,     200),
+    "/label/secret/":        (302,     404,     200,   200,  200,     200),
+    "/label/no-such/":       (302,     404,     404,   404,  404,     404),
+    "/admin/":               (302,     302,     302,   200,  200,     200),
+    "/api/schema/":          (200,     200,     200,   200,  200,     200),  # describes only
+    "/api/docs/":            (200,     200,     200,   200,  200,     200),
 }
 # fmt: on
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from core import storage
 from labeling.models import Item
 from training import services
 from training.models import Run
@@ -112,3 +115,49 @@ def test_a_round_queued_long_after_it_was_sent_lost_its_message_and_is_sent_agai
     Run.objects.filter(pk=step.round_id).update(created_at=long_ago)
     assert services.requeue_stale_runs() == 1
     assert sent == [step.round_id]
+
+
+def _stores(project, text: str) -> tuple[str, StepResult]:
+    """A file stored during the work, and the result whose commit names it in an Item."""
+    name = storage.save(f"segments/{project.slug}/{text}.npz", ContentFile(text.encode()))
+    return name, StepResult({}, lambda: Item.objects.create(project=project, payload=name))
+
+
+@pytest.mark.django_db
+def test_the_files_of_an_attempt_that_lost_its_claim_are_deleted_and_the_winners_kept(
+    step, media_root
+):
+    project, names = step.project, {}
+
+    def second_attempt(run, progress):
+        names["second"], result = _stores(project, "second")
+        return result
+
+    def first_attempt(run, progress):
+        names["first"], result = _stores(project, "first")
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
+        assert services.execute_step(step_id=run.pk, work=second_attempt)
+        return result
+
+    with pytest.raises(services.ClaimLost):
+        services.execute_step(step_id=step.pk, work=first_attempt)
+
+    assert not default_storage.exists(names["first"])
+    assert default_storage.exists(names["second"])
+    assert Item.objects.get(project=project).payload.name == names["second"]
+
+
+@pytest.mark.django_db
+def test_the_files_of_a_failed_step_are_deleted(step, media_root):
+    stored = []
+
+    def work(run, progress):
+        stored.append(_stores(step.project, "doomed")[0])
+        raise RuntimeError("the trainer crashed")
+
+    with pytest.raises(RuntimeError):
+        services.execute_step(step_id=step.pk, work=work)
+
+    assert stored and not default_storage.exists(stored[0])
+    step.refresh_from_db()
+    assert step.status == Run.Status.FAILED

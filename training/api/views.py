@@ -10,6 +10,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.permissions import require_permission
 from core.api.serializers import ErrorSerializer
 from core.errors import NotFound
 from labeling import selectors
@@ -22,8 +23,10 @@ from training.models import Policy, Run
 class RoundsView(APIView):
     @extend_schema(responses=RunSerializer(many=True))
     def get(self, request, slug: str):
-        """The project's rounds, newest first, with their steps (staff)."""
-        project = selectors.access_project_as_staff(request.user, slug)
+        """The project's rounds, newest first, with their steps (staff with training.view_run)."""
+        project = selectors.access_project_for(
+            request.user, slug, permission="training.view_run", what="see training rounds"
+        )
         rounds = Run.objects.filter(project=project, kind=Run.Kind.ROUND).prefetch_related("steps")
         return Response(RunSerializer(rounds[:50], many=True).data)
 
@@ -33,8 +36,11 @@ class RoundsView(APIView):
     )
     def post(self, request, slug: str):
         """Start a round of the loop (staff): fit the reward model, improve the policy,
-        generate new comparisons. 409 while a round of this project is queued or running."""
-        project = selectors.access_project_as_staff(request.user, slug)
+        generate new comparisons. 409 while a round of this project is queued or running.
+        Needs training.start_round."""
+        project = selectors.access_project_for(
+            request.user, slug, permission="training.start_round", what="start training rounds"
+        )
         round_run = services.start_round(project=project, trigger="api")
         return Response(RunSerializer(round_run).data, status=status.HTTP_202_ACCEPTED)
 
@@ -49,6 +55,7 @@ class PolicyExportView(APIView):
         ).first()
         if policy is None or not request.user.is_staff or not policy.checkpoint:
             raise NotFound(f"No policy {policy_id} that you may export.")
+        require_permission(request.user, "training.export_policy", "download policies")
         if not default_storage.exists(policy.checkpoint.name):
             raise NotFound(
                 f"Policy {policy_id}'s checkpoint {policy.checkpoint.name} is missing from storage."
@@ -72,6 +79,7 @@ class RunView(APIView):
         )
         if run is None or not request.user.is_staff:
             raise NotFound(f"No run {run_id} that you may see.")
+        require_permission(request.user, "training.view_run", "see training runs")
         return Response(RunSerializer(run).data)
 
 
