@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from labeling import selectors, summaries
+from labeling import selectors, summaries, webhooks
 from labeling.models import (
     Assignment,
     Comparison,
@@ -26,6 +26,8 @@ from labeling.models import (
     JudgementRevision,
     Membership,
     Project,
+    Webhook,
+    WebhookDelivery,
 )
 
 
@@ -33,6 +35,8 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    fields = ["user", "qualification", "qualification_accuracy"]
+    readonly_fields = ["qualification_accuracy"]
 
 
 @admin.action(
@@ -242,6 +246,69 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_time(obj.created_at)
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Webhooks, registered through the API (its answer shows the secret, once): here they
+    are paused (active) or deleted; the secret shows only its start."""
+
+    list_display = ["id", "project", "short_url", "subscribed", "active", "created"]
+    list_filter = ["active", "project"]
+    search_fields = ["url", "project__slug"]
+    fields = ["project", "url", "events", "active", "secret_start", "created_by", "created_at"]
+    readonly_fields = ["project", "url", "events", "secret_start", "created_by", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def delete_model(self, request, obj):
+        webhooks.delete_webhook(project=obj.project, webhook_id=obj.pk)  # keeps has_webhooks
+
+    def delete_queryset(self, request, queryset):
+        for webhook in queryset.select_related("project"):
+            self.delete_model(request, webhook)
+
+    @admin.display(description="url", ordering="url")
+    def short_url(self, obj):
+        return obj.url if len(obj.url) <= 40 else obj.url[:39] + "…"
+
+    @admin.display(description="events")
+    def subscribed(self, obj):
+        return ", ".join(obj.events)
+
+    @admin.display(description="secret")
+    def secret_start(self, obj):
+        prefix = webhooks.SECRET_PREFIX
+        return f"{prefix}{obj.secret.removeprefix(prefix)[:4]}…"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_time(obj.created_at)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Webhook deliveries, read only: each event sent to a webhook and how it went."""
+
+    list_display = ["id", "hook", "event", "status", "attempts", "last_status_code", "created"]
+    list_filter = ["status", "event", "webhook__project"]
+    list_select_related = ["webhook__project"]
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="webhook", ordering="webhook")
+    def hook(self, obj):
+        return f"{obj.webhook.project} #{obj.webhook_id}"
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj):

@@ -43,6 +43,12 @@ def _is_object(v: Any) -> str | None:
     return None if isinstance(v, dict) else f"must be a JSON object, got {v!r}"
 
 
+def _both_or_neither(value: dict, keys: tuple[str, ...]) -> str | None:
+    if value and (missing := [k for k in keys if k not in value]):
+        return f"needs {' and '.join(keys)} (or is empty to switch it off); missing {missing[0]}"
+    return None
+
+
 def _check_group(name: str, value: dict, keys: dict[str, Check]) -> None:
     for key, item in value.items():
         if key not in keys:
@@ -176,8 +182,26 @@ class LabelingConfig:
     # How long after answering a comparison an annotator may still change the answer
     # (PUT /api/comparisons/{id}/judgement/); 0 switches revising off.
     revise_window_s: int = setting(600, int_at_least(0))
+    # {"gold": n, "min_accuracy": x}: a member first gets n gold comparisons, and below x
+    # right gets no more (labeling/qualification.py); {} (the default) switches it off.
+    qualification: dict = dataclasses.field(
+        default_factory=dict,
+        metadata={
+            "check": lambda v: _is_object(v) or _both_or_neither(v, ("gold", "min_accuracy")),
+            "keys": {"gold": int_in(1, 1000), "min_accuracy": float_in(0.0, 1.0)},
+        },
+    )
+    # The level the dashboard forecasts labels for: a reward model's held-out accuracy in
+    # (0, 1) for text and trajectory projects, a regret ≥ 0 for tabular ones; null: none.
+    label_target: float | None = setting(None, optional(float_in(0.0, 1e9)))
 
 
 def revise_window_s(kind: str, raw: Any) -> int:
     """The revise window of a project of ``kind`` whose stored config is ``raw``."""
     return project_config(kind, raw, checked=False).revise_window_s
+
+
+def qualification_of(raw: Any) -> dict:
+    """The qualification ({"gold", "min_accuracy"}, or {} for none) of a stored config
+    (validated when it was saved): read without building the config, on every ``next``."""
+    return (raw or {}).get("qualification") or {}

@@ -38,6 +38,12 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, through="Membership", related_name="labeling_projects"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    has_webhooks = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Whether any webhook is registered (kept by labeling.webhooks): a "
+        "judgement on a project without one costs no query for them.",
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -64,11 +70,28 @@ class Project(models.Model):
 
 
 class Membership(models.Model):
+    class Qualification(models.TextChoices):
+        """Where a member stands with the project's ``qualification`` (when it has one):
+        passed or failed by their gold answers, or set by staff (waived, blocked;
+        pending again to retest)."""
+
+        PENDING = "pending", "Not qualified yet"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Below the bar"
+        WAIVED = "waived", "Qualified by staff"
+        BLOCKED = "blocked", "Blocked by staff"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    qualification = models.CharField(
+        max_length=10, choices=Qualification.choices, default=Qualification.PENDING
+    )
+    qualification_accuracy = models.FloatField(
+        null=True, blank=True, help_text="The share of qualification gold answered right."
+    )
 
     class Meta:
         constraints = [
@@ -332,3 +355,69 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.pk} into {self.project}: {self.status}"
+
+
+class Webhook(models.Model):
+    """A URL that receives a project's events as signed POSTs (Standard Webhooks); created
+    and deleted by labeling.webhooks, which keeps ``Project.has_webhooks``."""
+
+    class Event(models.TextChoices):
+        JUDGEMENT_CREATED = "judgement.created", "A judgement was stored"
+        ROUND_FINISHED = "round.finished", "A training round succeeded or failed"
+        ARENA_FINISHED = "arena.finished", "An arena finished"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(help_text="The event names it receives (Webhook.Event).")
+    secret = models.CharField(
+        max_length=200, help_text="whsec_ and the base64 of the HMAC-SHA256 key."
+    )
+    active = models.BooleanField(
+        default=True, help_text="An inactive webhook is sent nothing until it is active again."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhooks",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "id"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} of {self.project}: {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one webhook: its body, and how its attempts went. Its id is the
+    ``webhook-id`` header, the same on every attempt, so a receiver can drop repeats."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=50, choices=Webhook.Event.choices)
+    event_id = models.UUIDField(
+        help_text="The event's id: one event sent to several webhooks has one id."
+    )
+    payload = models.JSONField(help_text="The body sent: {type, timestamp, data}.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["webhook", "-id"], name="webhook_delivery_newest")]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of {self.event} to webhook {self.webhook_id}: {self.status}"

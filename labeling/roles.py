@@ -17,6 +17,8 @@ def connect() -> None:
                 "import_items",
                 "view_importjob",
                 "export_judgements",
+                "view_webhook",
+                "view_webhookdelivery",
             ],
             "reviewer": [*_SEE, "export_judgements"],
         },

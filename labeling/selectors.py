@@ -20,6 +20,7 @@ from django.db.models.fields.files import FieldFile
 from core import sql
 from core.api.permissions import require_permission
 from core.errors import NotFound
+from labeling import qualification
 from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
 
 
@@ -165,8 +166,11 @@ def preferences(
     first. A ranking of K items gives its C(K, 2) pairs (better first, p = 1); a tie gives
     (shown first, shown second, ½) unless ``ties`` is False; skips give nothing. Judgements
     of gold comparisons count as any other; the gold answer itself is no preference. Pairs
-    with an item that no longer exists are left out."""
+    with an item that no longer exists are left out, and so are the judgements of members
+    who have not qualified (labeling/qualification.py)."""
     judgements = Judgement.objects.filter(project=project).exclude(choice=Judgement.Choice.SKIP)
+    if unqualified := qualification.unqualified_annotators(project):
+        judgements = judgements.exclude(annotator_id__in=unqualified)
     if not ties:
         judgements = judgements.exclude(choice=Judgement.Choice.TIE)
     if comparison_ids is not None:

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from labeling import services
+from labeling import services, webhooks
 
 
 @shared_task(
@@ -28,3 +28,21 @@ def run_import(job_id: int) -> str:
     from labeling import import_jobs
 
     return import_jobs.run(job_id)
+
+
+@shared_task(
+    name="labeling.deliver_webhook",
+    bind=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=None,  # attempts are counted, and bounded, on the delivery's row
+    time_limit=120,
+)
+def deliver_webhook(self, delivery_id: int) -> str:
+    """POST one webhook delivery; a failed attempt is retried after its backoff until
+    WEBHOOK_MAX_ATTEMPTS. A delivery that is no longer pending is left alone."""
+    result = webhooks.attempt_delivery(delivery_id)
+    if result.retry_in_s is not None:
+        raise self.retry(countdown=result.retry_in_s)
+    return result.status

@@ -303,6 +303,19 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # upload's framing gets some room on top.
 LARGE_BODY_LIMITS = {"api-import": IMPORT_MAX_BYTES + 64 * 1024}
 
+# --- Webhooks (labeling/webhooks.py): signed POSTs of a project's events -------------------
+# Staff may register any http(s) URL, and the workers POST to it from their network.
+# WEBHOOK_ALLOWED_HOSTS (comma-separated, as ALLOWED_HOSTS: "hooks.example.com",
+# ".example.com") limits where they may point; empty (the default) allows any host.
+WEBHOOK_ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
+WEBHOOK_MAX_PER_PROJECT = int(os.environ.get("WEBHOOK_MAX_PER_PROJECT", "10"))
+WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", "10"))  # per attempt
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "6"))
+# Attempt n + 1 waits WEBHOOK_RETRY_BASE_S × 2^(n − 1): 30 s, 1, 2, 4 and 8 minutes.
+WEBHOOK_RETRY_BASE_S = float(os.environ.get("WEBHOOK_RETRY_BASE_S", "30"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

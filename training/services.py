@@ -23,12 +23,12 @@ from django.utils import timezone
 
 from core import storage
 from core.errors import Conflict, InvalidInput
-from labeling import selectors
+from labeling import selectors, webhooks
 from labeling.config import project_config
-from labeling.models import Project
+from labeling.models import Project, Webhook
 from training import selectors as training_selectors
 from training.kinds.config import check_trainable as check_config_trainable
-from training.models import Run
+from training.models import Policy, Run
 from training.steps import LAST_STEP, STEPS, ProgressFn, StepResult, queue_of
 
 logger = logging.getLogger(__name__)
@@ -244,6 +244,7 @@ def _run_claimed(step: Run, claim, work, progress: ProgressFn) -> bool:
                 Run.objects.filter(pk=step.round_id).update(
                     status=Run.Status.SUCCEEDED, progress=1.0, finished_at=finished
                 )
+                _emit_round_finished(step.round_id)
             _update_round_progress(step.round_id)
     except ClaimLost:
         logger.warning("step %s: attempt %s lost its claim; nothing kept", step.pk, step.attempts)
@@ -261,6 +262,9 @@ def _fail(step: Run, error: str, *, claim=None) -> None:
     if not mine.update(status=Run.Status.FAILED, error=error, finished_at=finished):
         return  # another attempt owns the step now
     if step.round_id:
+        newly_failed = (
+            Run.objects.filter(pk=step.round_id).exclude(status=Run.Status.FAILED).exists()
+        )
         Run.objects.filter(pk=step.round_id).update(
             status=Run.Status.FAILED,
             error=f"step {step.kind} failed: {error.splitlines()[0]}",
@@ -269,6 +273,29 @@ def _fail(step: Run, error: str, *, claim=None) -> None:
         Run.objects.filter(round_id=step.round_id, status=Run.Status.QUEUED).update(
             status=Run.Status.FAILED, error="not run: an earlier step failed", finished_at=finished
         )
+        if newly_failed:
+            _emit_round_finished(step.round_id)
+
+
+def _emit_round_finished(round_id: int) -> None:
+    """The ``round.finished`` webhook event of a round that has just succeeded or failed."""
+    round_run = Run.objects.select_related("project").filter(pk=round_id).first()
+    if round_run is None or not round_run.project.has_webhooks:  # None: project deleted
+        return
+    policy = Policy.objects.filter(run__round_id=round_id).aggregate(version=Max("version"))
+    webhooks.emit(
+        project_id=round_run.project_id,
+        event=Webhook.Event.ROUND_FINISHED,
+        payload={
+            "run_id": round_run.pk,
+            "round": round_run.number,
+            "status": round_run.status,
+            "error": round_run.error,
+            "metrics": training_selectors.metrics_of_round(round_run),
+            "policy_version": policy["version"],
+            "finished_at": round_run.finished_at,
+        },
+    )
 
 
 def _update_round_progress(round_id: int | None) -> None:

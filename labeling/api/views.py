@@ -52,26 +52,6 @@ class ProjectListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class MembersView(APIView):
-    @extend_schema(
-        request=s.MemberSerializer,
-        responses={201: s.MemberResponseSerializer, 200: s.MemberResponseSerializer},
-    )
-    def post(self, request, slug: str):
-        """Make a user an annotator of this project (staff with labeling.manage_members).
-        Adding twice is a no-op."""
-        project = selectors.access_project_for(
-            request.user, slug, permission="labeling.manage_members", what="add annotators"
-        )
-        serializer = s.MemberSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user = serializer.validated_data["username"]
-        created = not selectors.is_member(user, project)
-        services.add_member(project=project, user=user)
-        body = {"username": user.get_username(), "project": project.slug, "created": created}
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-
-
 class JSONLinesParser(BaseParser):
     """Hands the raw body to the view: JSONL is parsed, line by line, by the import service."""
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from core import sql
 from core.errors import Conflict, NotAllowed
+from labeling import qualification
 from labeling.models import Assignment, Comparison, Project
 
 OPEN = Assignment.Status.OPEN.value
@@ -39,10 +40,14 @@ def assign_next_comparison(
     caller that finds every candidate locked by others waits briefly and looks again
     rather than being told that nothing is left. Leases that expired are released when
     nothing else is left. Returns None when nothing is left for this annotator.
+
+    A member still qualifying (labeling/qualification.py) is offered gold comparisons
+    only, and one who failed gets NotAllowed with the reason.
     """
     rng = rng or random
+    qualifying = qualification.gold_only(annotator=annotator, project=project)
     want_gold = project.gold_rate > 0 and rng.random() < project.gold_rate
-    passes = _PASSES[want_gold]
+    passes = _GOLD_ONLY if qualifying else _PASSES[want_gold]
     params = {"project": project.pk, "annotator": annotator.pk, "overlap": project.overlap}
     deadline = time.monotonic() + ASSIGN_PATIENCE_SECONDS
     while True:
@@ -74,6 +79,8 @@ def assign_next_comparison(
         if not busy:
             if release_expired_leases(now=now, project=project):
                 continue
+            if qualifying:
+                raise qualification.no_gold_left(project)
             return None
         if time.monotonic() > deadline:
             raise Conflict("Every remaining comparison is being assigned right now; retry.")
@@ -104,6 +111,8 @@ _PASSES = {
         Candidates(gold=True, held_before=True),
     ),
 }
+
+_GOLD_ONLY = (Candidates(gold=True, held_before=False), Candidates(gold=True, held_before=True))
 
 # How long a caller waits for comparisons that other transactions hold locked for a moment.
 ASSIGN_PATIENCE_SECONDS = 5.0

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from core import sql
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from labeling.models import Assignment, Comparison, Judgement, Project
+from labeling import webhooks
+from labeling.models import Assignment, Comparison, Judgement, Project, Webhook
 from labeling.signals import judgement_recorded
 
 PAIR_CHOICES = {"left", "right", "tie", "skip"}
@@ -87,6 +88,12 @@ def record_judgement(
             # while this one waited for the row lock (its read predates that commit).
             row, _ = _locked_state(comparison_id=comparison_id, annotator=annotator)
             return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
+        if project.has_webhooks:  # read with the row lock: without webhooks, no query here
+            webhooks.emit(
+                project_id=project.pk,
+                event=Webhook.Event.JUDGEMENT_CREATED,
+                payload=webhooks.judgement_payload(judgement),
+            )
         if choice != Judgement.Choice.SKIP:
             transaction.on_commit(
                 lambda: judgement_recorded.send_robust(

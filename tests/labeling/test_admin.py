@@ -23,6 +23,8 @@ from labeling.models import (
     Judgement,
     Membership,
     Project,
+    Webhook,
+    WebhookDelivery,
 )
 
 LABELING_MODELS = [Project, Membership, Item, Comparison, Assignment, Judgement]
@@ -67,7 +69,7 @@ def _url(model, view: str, *args) -> str:
 def test_every_labeling_model_is_registered():
     registered = {model for model in admin.site._registry if model._meta.app_label == "labeling"}
 
-    assert registered == {*LABELING_MODELS, ImportJob}
+    assert registered == {*LABELING_MODELS, ImportJob, Webhook, WebhookDelivery}
     assert ComparisonItem not in registered  # edited inline, on its comparison
 
 

@@ -19,6 +19,7 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
+from labeling import webhooks
 from labeling.models import Comparison, ImportJob, Judgement, Project
 
 ANONYMOUS, OUTSIDER, MEMBER, STAFF = "anonymous", "outsider", "member", "staff"
@@ -74,6 +75,12 @@ def _import_job(w: World) -> ImportJob:
     return ImportJob.objects.get_or_create(project=w.project, importer=w.users[STAFF])[0]
 
 
+def _webhook(w: World) -> int:
+    return webhooks.create_webhook(
+        project=w.project, url="https://hooks.example.com/x", events=["round.finished"]
+    ).pk
+
+
 def _lease_then_judge(client, w: World):
     client.post(f"/api/projects/{w.project.slug}/next/")
     return _judge(client, w)
@@ -89,6 +96,24 @@ REQUESTS = {
     ),
     "members": lambda c, w: c.post(
         f"/api/projects/{w.project.slug}/members/", {"username": "newcomer"}, format="json"
+    ),
+    "members-list": lambda c, w: c.get(f"/api/projects/{w.project.slug}/members/"),
+    "member-qualification": lambda c, w: c.patch(
+        f"/api/projects/{w.project.slug}/members/member/",
+        {"qualification": "waived"},
+        format="json",
+    ),
+    "webhooks-create": lambda c, w: c.post(
+        f"/api/projects/{w.project.slug}/webhooks/",
+        {"url": "https://hooks.example.com/y", "events": ["judgement.created"]},
+        format="json",
+    ),
+    "webhooks-list": lambda c, w: c.get(f"/api/projects/{w.project.slug}/webhooks/"),
+    "webhook-delete": lambda c, w: c.delete(
+        f"/api/projects/{w.project.slug}/webhooks/{_webhook(w)}/"
+    ),
+    "webhook-deliveries": lambda c, w: c.get(
+        f"/api/projects/{w.project.slug}/webhooks/{_webhook(w)}/deliveries/"
     ),
     "import": lambda c, w: c.post(
         f"/api/projects/{w.project.slug}/import/",
@@ -112,6 +137,12 @@ API_MATRIX = {
     "projects-list":               (401,     200,     200,   200,  200,     200),
     "projects-create":             (401,     403,     403,   201,  403,     403),
     "members":                     (401,     404,     403,   201,  403,     403),
+    "members-list":                (401,     404,     403,   200,  200,     403),
+    "member-qualification":        (401,     404,     403,   200,  403,     403),
+    "webhooks-create":             (401,     404,     403,   201,  403,     403),
+    "webhooks-list":               (401,     404,     403,   200,  403,     403),
+    "webhook-delete":              (401,     404,     403,   204,  403,     403),
+    "webhook-deliveries":          (401,     404,     403,   200,  403,     403),
     "import":                      (401,     404,     403,   201,  403,     403),
     "import-job":                  (401,     403,     403,   200,  403,     403),  # no project
     "next":                        (401,     404,     200,   403,  403,     403),  # no member
@@ -152,7 +183,8 @@ def test_the_matrix_covers_every_api_url():
     from labeling.api.urls import urlpatterns
 
     covered = {"api-token", "api-projects", "api-members", "api-import", "api-next"}
-    covered |= {"api-import-job"}
+    covered |= {"api-import-job", "api-member"}
+    covered |= {"api-webhooks", "api-webhook", "api-webhook-deliveries"}
     covered |= {"api-progress", "api-export", "api-stats", "api-judgement"}
     named = {p.name for p in [*urlpatterns, *core_urls] if p.name}
     assert named - {"api-schema", "api-docs"} == covered
