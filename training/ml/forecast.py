@@ -83,10 +83,13 @@ def forecast_labels(
     n, y = np.asarray(n, dtype=np.float64), np.asarray(y, dtype=np.float64)
     curve = fit_power_law(n, y)
     rng = np.random.default_rng(seed)
+    # A resample needs as many label counts as a floor, a scale and an exponent (or all
+    # there are): fewer fit a curve through two points, which says nothing of the floor.
+    distinct = min(3, len(np.unique(n)))
     draws = []
     for _ in range(resamples):
         pick = rng.integers(0, len(n), size=len(n))
-        if len(np.unique(n[pick])) < 2:
+        if len(np.unique(n[pick])) < distinct:
             continue
         draws.append(fit_power_law(n[pick], y[pick]).labels_for(target))
     if draws:  # percentiles of actual draws: an unreached target's inf stays inf
