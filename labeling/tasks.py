@@ -46,3 +46,9 @@ def deliver_webhook(self, delivery_id: int) -> str:
     if result.retry_in_s is not None:
         raise self.retry(countdown=result.retry_in_s)
     return result.status
+
+
+@shared_task(name="labeling.resend_stale_deliveries")
+def resend_stale_deliveries() -> int:
+    """Periodic: send again the webhook deliveries whose message was lost."""
+    return webhooks.resend_stale_deliveries()

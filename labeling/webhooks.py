@@ -35,7 +35,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.http.request import validate_host
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
@@ -206,6 +206,31 @@ def _send_tasks(delivery_ids: list[int]) -> None:
             current_app.send_task(DELIVER_TASK, args=[delivery_id])
         except Exception:
             log.exception("could not send webhook delivery %s; it stays pending", delivery_id)
+
+
+def resend_stale_deliveries(*, now: datetime | None = None) -> int:
+    """Send again the tasks of pending deliveries whose message was lost: never tried and
+    older than WEBHOOK_RESEND_AFTER_S, a retry overdue by that long, or an attempt whose
+    worker died mid-POST (its claim counted, no retry set). Periodic (beat); returns how
+    many were sent. A duplicate of a message that was only late costs one early attempt,
+    which receivers drop by its webhook-id."""
+    now = now or timezone.now()
+    late = now - timedelta(seconds=settings.WEBHOOK_RESEND_AFTER_S)
+    died = late - timedelta(seconds=settings.WEBHOOK_TIMEOUT_S)
+    stale = list(
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING,
+            attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS,
+        )
+        .filter(
+            Q(attempts=0, created_at__lt=late)
+            | Q(next_attempt_at__lt=late)
+            | Q(attempts__gt=0, next_attempt_at__isnull=True, last_attempt_at__lt=died)
+        )
+        .values_list("pk", flat=True)[:1000]
+    )
+    _send_tasks(stale)
+    return len(stale)
 
 
 # --- delivering ------------------------------------------------------------------------------

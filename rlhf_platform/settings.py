@@ -264,6 +264,7 @@ CELERY_TASK_ROUTES = ["training.steps.route_task"]  # each step to its queue (ST
 CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {"task": "labeling.release_expired_leases", "schedule": 60.0},
     "requeue-stale-runs": {"task": "training.requeue_stale_runs", "schedule": 60.0},
+    "resend-stale-deliveries": {"task": "labeling.resend_stale_deliveries", "schedule": 60.0},
 }
 
 
@@ -315,6 +316,8 @@ WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", "10"))  # per atte
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "6"))
 # Attempt n + 1 waits WEBHOOK_RETRY_BASE_S × 2^(n − 1): 30 s, 1, 2, 4 and 8 minutes.
 WEBHOOK_RETRY_BASE_S = float(os.environ.get("WEBHOOK_RETRY_BASE_S", "30"))
+# A pending delivery whose message is this late is sent again (labeling.resend_stale_deliveries).
+WEBHOOK_RESEND_AFTER_S = float(os.environ.get("WEBHOOK_RESEND_AFTER_S", "300"))
 
 LOGGING = {
     "version": 1,

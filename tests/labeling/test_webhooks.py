@@ -10,13 +10,14 @@ import hmac
 import json
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from labeling import services, webhooks
@@ -534,3 +535,24 @@ def test_the_admin_lists_webhooks_without_their_secret_and_deleting_keeps_has_we
     assert deleted.status_code == 302
     assert not Webhook.objects.exists() and not WebhookDelivery.objects.exists()
     assert not Project.objects.get(pk=project.pk).has_webhooks
+
+
+@pytest.mark.django_db
+def test_pending_deliveries_whose_message_was_lost_are_sent_again(make_project, monkeypatch):
+    """Beat's resend: never tried, overdue for a retry, or claimed by a worker that died."""
+    sent = []
+    monkeypatch.setattr(webhooks, "_send_tasks", lambda ids: sent.extend(ids))
+    never_tried, overdue, died, done = (
+        _delivery(make_project(), "https://hooks.example.com/x")[0] for _ in range(4)
+    )
+    sent.clear()  # emitting sent each one once
+    now = timezone.now()
+    WebhookDelivery.objects.filter(pk=overdue.pk).update(
+        attempts=2, next_attempt_at=now - timedelta(minutes=1)
+    )
+    WebhookDelivery.objects.filter(pk=died.pk).update(attempts=1, last_attempt_at=now)
+    WebhookDelivery.objects.filter(pk=done.pk).update(status="succeeded", attempts=1)
+
+    assert webhooks.resend_stale_deliveries(now=now) == 0  # all of them may just be waiting
+    assert webhooks.resend_stale_deliveries(now=now + timedelta(minutes=10)) == 3
+    assert sorted(sent) == sorted([never_tried.pk, overdue.pk, died.pk])
