@@ -264,6 +264,7 @@ CELERY_TASK_ROUTES = ["training.steps.route_task"]  # each step to its queue (ST
 CELERY_BEAT_SCHEDULE = {
     "release-expired-leases": {"task": "labeling.release_expired_leases", "schedule": 60.0},
     "requeue-stale-runs": {"task": "training.requeue_stale_runs", "schedule": 60.0},
+    "check-arenas": {"task": "training.check_arenas", "schedule": 60.0},
     "resend-stale-deliveries": {"task": "labeling.resend_stale_deliveries", "schedule": 60.0},
 }
 

@@ -2,14 +2,14 @@
 
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core.errors import DomainError
 from labeling.admin import ProjectAdmin, short_time
 from labeling.models import Project
 from training import services
-from training.models import Policy, RewardModel, Run
+from training.models import Arena, Policy, RewardModel, Run
 
 
 @admin.action(
@@ -86,3 +86,62 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description="created", ordering="created_at")
     def created(self, obj):
         return short_time(obj.created_at)
+
+
+@admin.register(Arena)
+class ArenaAdmin(admin.ModelAdmin):
+    """Arenas, read-only: they are started from the API or the dashboard, and their
+    comparisons live on in the project's queue."""
+
+    list_display = [
+        "id",
+        "project",
+        "shown_versions",
+        "comparisons",
+        "status",
+        "progress",
+        "created",
+    ]
+    list_filter = ["project", "status"]
+    search_fields = ["project__slug", "error"]
+    readonly_fields = [
+        "project",
+        "versions",
+        "comparisons",
+        "status",
+        "progress",
+        "attempts",
+        "celery_task_id",
+        "created_by",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "sampled_at",
+        "finished_at",
+        "error",
+        "result",
+        "page",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="versions")
+    def shown_versions(self, obj):
+        return ", ".join(f"v{version}" for version in obj.versions)
+
+    @admin.display(description="leaderboard")
+    def page(self, obj):
+        url = reverse("training:arena", args=[obj.project.slug, obj.pk])
+        return format_html('<a href="{}">the arena\'s page</a>', url)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return short_time(obj.created_at)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

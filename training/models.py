@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -107,3 +108,77 @@ class Run(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class Arena(models.Model):
+    """A blind evaluation of two or more policy versions of a project: samples of each
+    version paired into ordinary comparisons, judged by annotators who are not told which
+    version made what (ArenaEntry remembers), and ranked by training.ml.arena_scores.
+
+    queued → running (a worker claimed it and samples) → sampled (its comparisons are in
+    the queue) → finished (each has ``project.overlap`` judgements); or failed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Sampling"
+        SAMPLED = "sampled", "Being judged"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="arenas")
+    versions = models.JSONField(help_text="The policy version numbers compared.")
+    comparisons = models.PositiveIntegerField(help_text="Comparisons wanted.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0..1 of the sampling.")
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Claims of the sampling task; the current claim is the last."
+    )
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    result = models.JSONField(
+        default=dict, blank=True, help_text="The leaderboard as it stood when it finished."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    sampled_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("start_arena", "Can start arenas")]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="arena_by_status")]
+
+    def __str__(self) -> str:
+        shown = " vs ".join(f"v{v}" for v in self.versions)
+        return f"{self.project.slug} arena {self.pk}: {shown} ({self.status})"
+
+
+class ArenaEntry(models.Model):
+    """One item of an arena's comparison and the policy version that made it: kept here,
+    never on the item, so nothing an annotator receives says which version it is."""
+
+    arena = models.ForeignKey(Arena, on_delete=models.CASCADE, related_name="entries")
+    comparison = models.ForeignKey(
+        "labeling.Comparison", on_delete=models.CASCADE, related_name="+"
+    )
+    item = models.ForeignKey("labeling.Item", on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField(help_text="The policy version that made the item.")
+
+    class Meta:
+        verbose_name_plural = "arena entries"
+        constraints = [
+            models.UniqueConstraint(fields=["arena", "item"], name="arena_entry_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"arena {self.arena_id}: {self.item} from v{self.version}"

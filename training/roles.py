@@ -2,14 +2,14 @@
 
 from core.roles import grant
 
-_SEE = ["view_run", "view_policy", "view_rewardmodel"]
+_SEE = ["view_run", "view_policy", "view_rewardmodel", "view_arena"]
 
 
 def connect() -> None:
     grant(
         "training",
         {
-            "manager": [*_SEE, "start_round", "export_policy"],
+            "manager": [*_SEE, "start_round", "export_policy", "start_arena"],
             "reviewer": _SEE,
         },
     )

@@ -1,12 +1,13 @@
 """Celery tasks of the loop: thin, idempotent, acknowledged late; state lives on Run rows.
 
-One task per step of training.steps.STEPS, named and routed as declared there."""
+One task per step of training.steps.STEPS, named and routed as declared there; and the
+arenas' sampling and periodic check (training/arena.py)."""
 
 from celery import shared_task
 from celery.exceptions import Ignore
 from django.db import OperationalError
 
-from training import services
+from training import arena, services
 from training.kinds.registry import perform_step
 from training.steps import STEPS, Step
 
@@ -41,3 +42,19 @@ STEP_TASKS = {step.kind: _step_task(step) for step in STEPS}
 def requeue_stale_runs() -> int:
     """Periodic: send rounds that never reached the broker or whose worker died."""
     return services.requeue_stale_runs()
+
+
+@shared_task(name=arena.SAMPLE_TASK, **STEP_OPTIONS)
+def sample_arena(arena_id: int) -> bool:
+    """Sample an arena's comparisons (its Arena's id); a redelivered message does nothing."""
+    try:
+        return arena.sample_arena(arena_id=arena_id)
+    except arena.ClaimLost:
+        raise Ignore() from None  # another attempt owns the arena now
+
+
+@shared_task(name="training.check_arenas", acks_late=True)
+def check_arenas() -> dict[str, int]:
+    """Periodic: finish judged arenas; send arenas that never reached a worker or whose
+    worker died."""
+    return arena.check_arenas()
