@@ -39,7 +39,7 @@ ORDER BY r.number
 
 def label_forecast(project: Project, history: list[dict]) -> dict:
     """{"metric", "target", "labels_so_far", "labels_needed", "more_labels", "ci_low",
-    "ci_high", "reached", "points"} (label counts; null where the target is not reached on
+    "ci_high", "reached", "points", "curve"} (label counts; null where the target is not reached on
     the fitted curve), or {"unavailable": why}. ``history`` is round_history(project)."""
     config = project_config(project.kind, project.config, checked=False)
     target = config.label_target
@@ -77,6 +77,13 @@ def label_forecast(project: Project, history: list[dict]) -> dict:
         "ci_high": count(forecast.ci_high),
         "reached": bool(y[-1] <= goal),
         "points": [{"labels": int(a), metric: (b if tabular else 1.0 - b)} for a, b in points],
+        # y(n) = floor + scale·n^(−exponent), as an error (1 − accuracy) or a regret
+        "curve": {
+            "floor": forecast.curve.floor,
+            "scale": forecast.curve.scale,
+            "exponent": forecast.curve.exponent,
+            "as_error": not tabular,
+        },
     }
 
 

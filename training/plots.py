@@ -1,4 +1,5 @@
-"""The dashboard's learning curves: one small plot per metric, against the round number."""
+"""The dashboard's plots: the learning curves, one small plot per metric against the round
+number, and the label forecast."""
 
 from __future__ import annotations
 
@@ -39,4 +40,40 @@ def learning_curves_png(
     """learning_curves_figure as PNG bytes."""
     buffer = io.BytesIO()
     learning_curves_figure(series).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def forecast_png(forecast: dict) -> bytes:
+    """training.forecast.label_forecast's answer as a PNG: the rounds' points, the fitted
+    curve, the target, and the labels that reach it with their interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    metric, curve = forecast["metric"], forecast["curve"]
+    labels = [p["labels"] for p in forecast["points"]]
+    values = [p[metric] for p in forecast["points"]]
+    needed = forecast["labels_needed"]
+    right = max(labels) * 2 if needed is None else max(needed, forecast["ci_high"] or 0) * 1.2
+    n = np.linspace(min(labels) * 0.8, max(right, max(labels) * 1.2), 200)
+    fitted = curve["floor"] + curve["scale"] * n ** (-curve["exponent"])
+    if curve["as_error"]:
+        fitted = 1.0 - fitted
+    figure = Figure(figsize=(6.4, 3.4), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(labels, values, "o", color="#2457d6", label="rounds")
+    axes.plot(n, fitted, "-", color="#2457d6", alpha=0.6, label="fitted curve")
+    axes.axhline(forecast["target"], color="#c0392b", linestyle="--", label="target")
+    if needed is not None:
+        low, high = forecast["ci_low"], forecast["ci_high"] or needed
+        axes.axvspan(low, high, color="#c0392b", alpha=0.12, label="95% interval")
+        axes.axvline(needed, color="#c0392b", alpha=0.7)
+    axes.set_xlabel("labels (judgements)")
+    axes.set_ylabel(metric)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -311,10 +311,19 @@ def test_annotator_stats_show_only_their_own_row(judged_world, api_client_for):
     assert "second" not in json.dumps(response.data)
 
 
-def test_staff_stats_show_every_annotator(judged_world, api_client_for):
-    response = api_client_for(judged_world.users[STAFF]).get("/api/projects/secret/stats/")
+@pytest.mark.parametrize("caller", [STAFF, REVIEWER])
+def test_managers_and_reviewers_see_every_annotators_stats(judged_world, api_client_for, caller):
+    response = api_client_for(judged_world.users[caller]).get("/api/projects/secret/stats/")
 
     assert [row["annotator"] for row in response.data["annotators"]] == ["member", "second"]
+    assert set(response.data["agreement"]["cohen_kappa"]) == {"member|second"}
+
+
+def test_staff_without_view_judgement_see_the_counts_but_no_annotator(judged_world, api_client_for):
+    response = api_client_for(judged_world.users[BARE]).get("/api/projects/secret/stats/")
+
+    assert response.status_code == 200
+    assert response.data["annotators"] == [] and response.data["agreement"]["cohen_kappa"] is None
 
 
 def test_stats_never_contain_gold_answers(judged_world, api_client_for):

@@ -101,3 +101,29 @@ def test_a_bad_label_target_is_a_400_naming_it(make_user, api_client_for):
     )
 
     assert response.status_code == 400 and "config.label_target" in str(response.json())
+
+
+def test_the_dashboard_says_how_many_more_labels_and_draws_the_curve(
+    make_project, labelled, make_user, client
+):
+    project = make_project("p", kind="trajectory", config={"label_target": 0.85})
+    for n in (25, 50, 100, 200):
+        labelled(project, n, {"reward/heldout_accuracy": 1 - CURVE(n)})
+    client.force_login(make_user(role="reviewer"))
+
+    page = client.get("/projects/p/dashboard/")
+    plot = client.get("/projects/p/dashboard/forecast.png")
+
+    forecast = page.context["forecast"]
+    text = page.content.decode()
+    assert f"<strong>{forecast['more_labels']}</strong> more than the 200 so far" in text
+    assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
+
+
+def test_without_a_forecast_the_plot_is_a_404_saying_why(make_project, make_user, client):
+    make_project("p", kind="trajectory")
+    client.force_login(make_user(staff=True))
+
+    response = client.get("/projects/p/dashboard/forecast.png")
+
+    assert response.status_code == 404
