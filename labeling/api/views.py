@@ -406,7 +406,9 @@ def _segments_zip(project) -> FileResponse:
 class StatsView(APIView):
     @extend_schema(responses=s.StatsSerializer)
     def get(self, request, slug: str):
-        """Counts, agreement with the majority and gold accuracy. Staff see every annotator;
-        an annotator sees only their own figures."""
+        """Counts, agreement with the majority, gold accuracy and agreement between
+        annotators (Cohen's, Fleiss' κ, Krippendorff's α with intervals). Staff with
+        labeling.view_judgement see every annotator and each pair's κ; an annotator sees
+        only their own figures, without gold ones."""
         project = selectors.access_project(request.user, slug)
         return Response(stats.project_stats(project, for_user=request.user))
