@@ -126,3 +126,46 @@ def plotted_series(
                 )
             )
     return series
+
+
+def annotator_reliability(project: Project) -> list[dict]:
+    """Each annotator's latest estimated reliability, for the dashboard: from the newest
+    reward model version whose fit estimated that annotator's flip rate (a project with
+    ``reliability`` enabled; see training/ml/reliability.py). One dict per annotator,
+    least reliable first (then by username): {"annotator_id", "username", "flip_rate" (ε,
+    the estimated share of their labels that are flipped), "reliability" (1 − ε),
+    "n_labels" (the non-tie training labels the estimate rests on, those judged out of
+    sample; an estimate on few labels stays near the prior's ε), "reward_model_version",
+    "estimated_at" (that version's creation time)}. Empty when no fit estimated any."""
+    from django.contrib.auth import get_user_model
+
+    from training.models import RewardModel
+
+    metric = "reliability/annotators"  # training.kinds.reliability.ANNOTATORS_METRIC
+    latest: dict[int, dict] = {}
+    versions = (
+        RewardModel.objects.filter(project=project, metrics__has_key=metric)
+        .order_by("-version")
+        .only("version", "metrics", "created_at")
+    )
+    for row in versions:
+        for annotator, estimate in row.metrics[metric].items():
+            latest.setdefault(
+                int(annotator),
+                {
+                    "annotator_id": int(annotator),
+                    "flip_rate": float(estimate["flip_rate"]),
+                    "reliability": 1.0 - float(estimate["flip_rate"]),
+                    "n_labels": int(estimate["n_labels"]),
+                    "reward_model_version": row.version,
+                    "estimated_at": row.created_at,
+                },
+            )
+    user_model = get_user_model()
+    usernames = dict(
+        user_model.objects.filter(pk__in=latest).values_list("pk", user_model.USERNAME_FIELD)
+    )
+    rows = [
+        {"username": usernames.get(pk, f"(deleted user {pk})"), **row} for pk, row in latest.items()
+    ]
+    return sorted(rows, key=lambda row: (-row["flip_rate"], row["username"]))

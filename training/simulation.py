@@ -3,7 +3,7 @@ people do (assign_next_comparison, then record_judgement)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -60,4 +60,35 @@ def simulate_judgements(
         done += 1
         if on_judgement:
             on_judgement()
+    return done
+
+
+def simulate_panel(
+    *,
+    project: Project,
+    panel: Sequence[tuple[str, SyntheticTeacher]],
+    limit: int | None,
+    seed: int,
+) -> dict[str, int]:
+    """Several simulated annotators judge in turn, one comparison each per turn, through
+    the same services (so a project's ``overlap`` decides how many of them judge each
+    comparison), until ``limit`` judgements in all (None: until none of them has anything
+    left). Each teacher draws from its own stream of ``seed``. Returns the judgements made
+    per teacher name."""
+    users = [simulated_annotator(project, name) for name, _ in panel]
+    rngs = [np.random.default_rng([seed, n]) for n in range(len(panel))]
+    done = dict.fromkeys((name for name, _ in panel), 0)
+    active = list(range(len(panel)))
+    while active and (limit is None or sum(done.values()) < limit):
+        for n in list(active):
+            if limit is not None and sum(done.values()) >= limit:
+                break
+            lease = services.assign_next_comparison(annotator=users[n], project=project)
+            if lease is None:
+                active.remove(n)
+                continue
+            items = selectors.assignment_items(lease)
+            answer = teacher_answer(project, items, panel[n][1], rngs[n])
+            services.record_judgement(annotator=users[n], comparison=lease.comparison, **answer)
+            done[panel[n][0]] += 1
     return done

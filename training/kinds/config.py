@@ -76,6 +76,17 @@ REINFORCE_KEYS = {
 }
 
 
+# Annotator reliability (training/ml/reliability.py): each annotator's flip rate ε_a learned
+# with the reward model by EM, and every label weighted by the posterior that it is right.
+# Off unless "enabled" is true; the other keys override ReliabilityConfig's defaults.
+RELIABILITY_KEYS = {
+    "enabled": is_bool,
+    "prior_flip_rate": float_in(0.0, 0.49, open_low=True),
+    "prior_strength": float_in(0.0, 1e6, open_low=True),
+    "em_iterations": int_in(1, 20),
+}
+
+
 def _env_id(v: Any) -> str | None:
     if not isinstance(v, str) or not v:
         return f"must be a gymnasium environment id, got {v!r}"
@@ -131,6 +142,7 @@ class TextConfig(LabelingConfig):
     beta: float = setting(0.1, float_in(0.0, 100.0, open_low=True))
     comparisons_per_round: int = setting(32, int_in(1, 100_000))
     seed: int | None = setting(0, optional_seed)
+    reliability: dict = setting_group(RELIABILITY_KEYS)
 
     def missing_for_training(self) -> str | None:
         """What the project must set before it can train, or None."""
@@ -167,6 +179,7 @@ class TrajectoryConfig(LabelingConfig):
     ppo: dict = setting_group(PPO_KEYS)
     a2c: dict = setting_group(A2C_KEYS)
     reinforce: dict = setting_group(REINFORCE_KEYS)
+    reliability: dict = setting_group(RELIABILITY_KEYS)
 
     @property
     def tabular(self) -> bool:
@@ -239,6 +252,11 @@ class TrajectoryConfig(LabelingConfig):
 
 
 CONFIG_TYPES = {"text": TextConfig, "trajectory": TrajectoryConfig}
+
+
+def reliability_enabled(config: TextConfig | TrajectoryConfig) -> bool:
+    """Whether the project weights labels by its annotators' estimated reliability."""
+    return bool(config.reliability.get("enabled", False))
 
 
 def check_trainable(slug: str, config: TextConfig | TrajectoryConfig) -> None:

@@ -33,13 +33,23 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 from labeling.models import Comparison, Item, Judgement, Project
 from training import artifacts
 from training.artifacts import NewItem
 from training.kinds.config import TrajectoryConfig
+from training.kinds.reliability import reliability_metrics, reliability_settings
 from training.ml.control.rollouts import Segment
 from training.ml.control.selection import random_pairs
+from training.ml.reliability import (
+    Fit,
+    FlipRates,
+    ReliabilityConfig,
+    fit_with_reliability,
+    flip_posterior,
+    soft_targets,
+)
 from training.ml.tabular.bandits import UCBPairSelector
 from training.ml.tabular.dynamic_programming import deterministic_policy
 from training.ml.tabular.optimizers import (
@@ -50,6 +60,7 @@ from training.ml.tabular.optimizers import (
 )
 from training.ml.tabular.reward import (
     TabularRewardConfig,
+    TabularRewardFit,
     fit_tabular_reward_model,
     optimal_policy_regret,
 )
@@ -92,18 +103,68 @@ def _latest_table(model, project: Project):
     return (row, artifacts.load_table(row)) if row is not None else (None, None)
 
 
-def _judged_arrays(project: Project, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _judged_arrays(
+    project: Project, length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int]:
     """Every judged pair of segments of ``length`` steps as (segments_a, segments_b, p_a) of
-    shapes (N, k, 2), (N, k, 2), (N,); and how many pairs of another length were left out
-    (a project whose segment_length changed)."""
+    shapes (N, k, 2), (N, k, 2), (N,), with the annotator of each; and how many pairs of
+    another length were left out (a project whose segment_length changed)."""
     pairs = artifacts.judged_segments(project)
-    kept = [(a, b, p) for a, b, p, _ in pairs if len(a) == len(b) == length]
+    kept = [(a, b, p, pair) for a, b, p, pair in pairs if len(a) == len(b) == length]
     if not kept:
         empty = np.zeros((0, length, 2), dtype=np.int64)
-        return empty, empty, np.zeros(0), len(pairs)
-    segments_a = np.stack([state_actions(a) for a, _, _ in kept])
-    segments_b = np.stack([state_actions(b) for _, b, _ in kept])
-    return segments_a, segments_b, np.array([p for _, _, p in kept]), len(pairs) - len(kept)
+        return empty, empty, np.zeros(0), [], len(pairs)
+    segments_a = np.stack([state_actions(a) for a, _, _, _ in kept])
+    segments_b = np.stack([state_actions(b) for _, b, _, _ in kept])
+    p_a = np.array([p for _, _, p, _ in kept])
+    annotators = [pair.annotator_id for _, _, _, pair in kept]
+    return segments_a, segments_b, p_a, annotators, len(pairs) - len(kept)
+
+
+def _reliability_fit(
+    pairs: dict, annotators: list[int], settings: ReliabilityConfig
+) -> tuple[TabularRewardFit, np.ndarray, FlipRates]:
+    """The annotators' flip rates by EM (training/ml/reliability.py) on the training pairs
+    of the metrics fit's split, each label judged by a table fitted on the other half of
+    them (cross-fitting: a table judging its own labels finds no flips). Returns the
+    metrics fit (soft targets on its training pairs, the held-out labels as judged), the
+    soft targets of every pair (a held-out pair's judged by that fit) and the estimates."""
+    p_a, seed = pairs["p_a"], pairs["seed"]
+    # The split fit_tabular_reward_model draws with this seed and fraction.
+    held = np.random.default_rng(seed).permutation(len(p_a))
+    held = held[: round(REWARD_FIT.heldout_fraction * len(p_a))]
+    train = np.setdiff1d(np.arange(len(p_a)), held)
+    folds = np.random.default_rng(seed + 1).permutation(len(train)) % 2
+    tables = dataclasses.replace(REWARD_FIT, heldout_fraction=0.0)
+
+    def margins_of(fit: TabularRewardFit, index: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            a, b = (torch.as_tensor(pairs[k][index]) for k in ("segments_a", "segments_b"))
+            return fit.model(a) - fit.model(b)
+
+    def fit(targets: torch.Tensor, iteration: int) -> Fit:
+        margins = torch.zeros(len(train), dtype=torch.float64)
+        for fold in (0, 1):
+            others = train[folds != fold]
+            subset = {k: pairs[k][others] for k in ("segments_a", "segments_b")}
+            table = fit_tabular_reward_model(
+                **{**pairs, **subset, "p_a": targets[folds != fold].numpy()}, config=tables
+            )
+            margins[torch.as_tensor(folds == fold)] = margins_of(table, train[folds == fold])
+        return Fit(margins)
+
+    estimate = fit_with_reliability(
+        fit=fit, p_a=p_a[train], annotators=[annotators[i] for i in train], config=settings
+    )
+    targets = p_a.copy()
+    targets[train] = estimate.targets.numpy()
+    measured = fit_tabular_reward_model(**{**pairs, "p_a": targets}, config=REWARD_FIT)
+    prior = settings.alpha / (settings.alpha + settings.beta)
+    eps = torch.tensor([estimate.flip_rates.get(annotators[i], prior) for i in held])
+    p_held = torch.as_tensor(p_a[held])
+    q = flip_posterior(margins_of(measured, held), p_held, eps)
+    targets[held] = soft_targets(p_held, q).numpy()
+    return measured, targets, estimate
 
 
 def _stored_segment(project: Project, config: TrajectoryConfig, segment: TabularSegment):
@@ -179,7 +240,8 @@ class TabularKind:
     def fit_reward_model(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
         env = tabular_env(config.env_id)
-        segments_a, segments_b, p_a, other_length = _judged_arrays(project, config.segment_length)
+        judged = _judged_arrays(project, config.segment_length)
+        segments_a, segments_b, p_a, annotators, other_length = judged
         if len(p_a) < MIN_PAIRS_TO_FIT:
             return StepResult({"reward/n_pairs": len(p_a), "reward/skipped": 1})
         terminal = env.mdp.terminal if env.mdp is not None else None
@@ -192,7 +254,12 @@ class TabularKind:
             "terminal": terminal,
             "seed": context.seed,
         }
-        measured = fit_tabular_reward_model(**pairs, config=REWARD_FIT)
+        estimate = None
+        if (settings := reliability_settings(config)) is not None:
+            # the stored table fits the soft targets
+            measured, pairs["p_a"], estimate = _reliability_fit(pairs, annotators, settings)
+        else:
+            measured = fit_tabular_reward_model(**pairs, config=REWARD_FIT)
         context.progress(0.5)
         fit = fit_tabular_reward_model(
             **pairs, config=dataclasses.replace(REWARD_FIT, heldout_fraction=0.0)
@@ -212,6 +279,7 @@ class TabularKind:
             "reward/coverage": float(visited[running].mean()),  # (s, a) seen in a judged pair
         }
         metrics = finite_metrics(reward_fit_metrics(counts, train=fit, heldout=measured))
+        metrics |= reliability_metrics(estimate)
         if other_length:  # judged before segment_length changed: not used
             metrics["reward/n_pairs_other_length"] = other_length
         name = artifacts.store_table(project, "reward", fit.reward)
@@ -288,7 +356,7 @@ class TabularKind:
         else:
             candidates = random_pairs(len(segments), oversample * n_pairs, rng)
             table = np.stack([s.state_actions for s in segments])  # (M, k, 2)
-            judged_a, judged_b, _, _ = _judged_arrays(project, config.segment_length)
+            judged_a, judged_b, _, _, _ = _judged_arrays(project, config.segment_length)
             uncertainty = preference_uncertainty(
                 reward=reward,
                 judged_a=judged_a,

@@ -8,16 +8,19 @@ the round started from.
 
 from __future__ import annotations
 
+import json
 from itertools import groupby
 
 import numpy as np
+import torch
 
 from core.errors import InvalidInput
 from labeling.models import Item, Project
 from labeling.selectors import Preference, preferences
 from training import artifacts
 from training.artifacts import NewItem
-from training.kinds.config import TextConfig
+from training.kinds.config import TextConfig, reliability_enabled
+from training.kinds.reliability import ANNOTATORS_METRIC, reliability_metrics, reliability_settings
 from training.ml.lm import lm
 from training.ml.lm.dpo import train_dpo
 from training.ml.lm.lm_policy_gradient import train_lm_policy_gradient
@@ -29,6 +32,7 @@ from training.ml.lm.lm_reward import (
     save_lm_reward_model,
 )
 from training.ml.lm.text_teacher import lexicon_score, load_lexicon, text_judgeable
+from training.ml.reliability import ReliabilityConfig, flip_posterior
 from training.models import Policy, RewardModel
 from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
 
@@ -37,6 +41,9 @@ REWARD_EPOCHS = 3
 DPO_EPOCHS = 2
 PG_ITERATIONS = 8
 DEFAULT_TEACHER_PROMPT = "Question: How was your day?\nAnswer:"
+# Beside a reward model fitted with reliability: {"judgement:a:b": the out-of-sample
+# posterior that the label is right} of the pairs it trained on, for DPO's weights.
+LABEL_WEIGHTS_FILE = "label_weights.json"
 
 
 def prompts_of(project: Project, config: TextConfig) -> list[str]:
@@ -62,28 +69,78 @@ def _texts(project: Project, pairs: list[Preference]) -> dict[int, Item]:
 def comparison_groups(project: Project) -> list[ComparisonGroup]:
     """For the reward model: one group per judgement, its pairs kept together (a ranking's
     C(K, 2) pairs are one batch element, as in InstructGPT; a tie is one pair with p = ½)."""
+    return [group for group, _ in judged_groups(project)]
+
+
+def judged_groups(project: Project) -> list[tuple[ComparisonGroup, list[Preference]]]:
+    """comparison_groups, each with the preferences its pairs come from."""
     pairs = preferences(project)
     items = _texts(project, pairs)
     groups = []
     for _, judged in groupby(pairs, key=lambda pair: pair.judgement_id):
         judged = list(judged)
         ids = list(dict.fromkeys(pk for pair in judged for pk in (pair.a_id, pair.b_id)))
-        groups.append(
-            ComparisonGroup(
-                prompt=items[ids[0]].prompt,
-                responses=tuple(items[pk].text for pk in ids),
-                pairs=tuple((ids.index(pair.a_id), ids.index(pair.b_id)) for pair in judged),
-                p_first=tuple(pair.p for pair in judged),
-            )
+        group = ComparisonGroup(
+            prompt=items[ids[0]].prompt,
+            responses=tuple(items[pk].text for pk in ids),
+            pairs=tuple((ids.index(pair.a_id), ids.index(pair.b_id)) for pair in judged),
+            p_first=tuple(pair.p for pair in judged),
+            annotator=judged[0].annotator_id,
         )
+        groups.append((group, judged))
     return groups
+
+
+def _pair_key(pair: Preference) -> str:
+    return f"{pair.judgement_id}:{pair.a_id}:{pair.b_id}"
 
 
 def dpo_pairs(project: Project) -> list[tuple[str, str, str]]:
     """For DPO: (prompt, chosen, rejected) of every ranked pair; ties give none."""
+    return [texts for texts, _ in judged_dpo_pairs(project)]
+
+
+def judged_dpo_pairs(project: Project) -> list[tuple[tuple[str, str, str], Preference]]:
+    """dpo_pairs, each with the preference it comes from."""
     pairs = preferences(project, ties=False)
     items = _texts(project, pairs)
-    return [(items[p.a_id].prompt, items[p.a_id].text, items[p.b_id].text) for p in pairs]
+    return [((items[p.a_id].prompt, items[p.a_id].text, items[p.b_id].text), p) for p in pairs]
+
+
+def dpo_weights(
+    project: Project,
+    judged: list[tuple[tuple[str, str, str], Preference]],
+    settings: ReliabilityConfig,
+) -> tuple[list[float] | None, dict]:
+    """Per DPO pair, the posterior that its label is right (reliability.py, eq. 2), from
+    the newest reward model's fit: the E-step's own out-of-sample posterior for a pair the
+    reward model trained on (LABEL_WEIGHTS_FILE; the reward model itself has memorised
+    those labels), else its margin r(chosen) − r(rejected) judged with the annotator's
+    estimated flip rate (the prior's for an annotator it has not seen). None, {} when no
+    reward model has estimated flip rates yet."""
+    row = artifacts.latest(RewardModel, project)
+    if row is None or ANNOTATORS_METRIC not in row.metrics:
+        return None, {}
+    rates = {int(k): v["flip_rate"] for k, v in row.metrics[ANNOTATORS_METRIC].items()}
+    prior = settings.alpha / (settings.alpha + settings.beta)
+    with artifacts.local_directory(row.checkpoint) as path:
+        stored_file = path / LABEL_WEIGHTS_FILE
+        stored = json.loads(stored_file.read_text()) if stored_file.is_file() else {}
+        weights = [stored.get(_pair_key(pair)) for _, pair in judged]
+        unseen = [k for k, w in enumerate(weights) if w is None]
+        if unseen:
+            reward_model = load_lm_reward_model(path)
+            prompts, chosen, rejected = zip(*(judged[k][0] for k in unseen), strict=True)
+            margins = reward_model.score(prompts, chosen) - reward_model.score(prompts, rejected)
+            eps = torch.tensor([rates.get(judged[k][1].annotator_id, prior) for k in unseen])
+            q = flip_posterior(margins.double(), torch.ones(len(unseen), dtype=torch.float64), eps)
+            for k, w in zip(unseen, (1.0 - q).tolist(), strict=True):
+                weights[k] = w
+    return weights, {
+        "reliability/dpo_mean_weight": float(np.mean(weights)),
+        "reliability/dpo_pairs_judged_now": len(unseen),
+        "reliability/reward_model_version": row.version,
+    }
 
 
 def _load_policy(project: Project, config: TextConfig):
@@ -127,9 +184,12 @@ class TextKind:
 
     def fit_reward_model(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
-        if config.algorithm == "dpo":
-            return StepResult({"reward/skipped": 1})  # DPO learns from the pairs directly
-        groups = comparison_groups(project)
+        if config.algorithm == "dpo" and not reliability_enabled(config):
+            # DPO learns from the pairs directly; with reliability weighting a reward model
+            # still estimates each annotator's flip rate, and DPO weighs its pairs by them.
+            return StepResult({"reward/skipped": 1})
+        judged = judged_groups(project)
+        groups = [group for group, _ in judged]
         if len(groups) < MIN_JUDGEMENTS_TO_FIT:
             return StepResult({"reward/n_judgements": len(groups), "reward/skipped": 1})
         _, base, tokenizer = _load_policy(project, config)
@@ -139,27 +199,43 @@ class TextKind:
             rankings=groups,
             epochs=REWARD_EPOCHS,
             seed=context.seed,
+            reliability=reliability_settings(config),
             progress=lambda f: context.progress(0.9 * f),
         )
         metrics = reward_fit_metrics({"reward/n_judgements": len(groups)}, train=fit)
-        name = artifacts.store_directory(
-            project, "reward", lambda directory: save_lm_reward_model(model, directory)
-        )
+        metrics |= reliability_metrics(fit.reliability)
+        label_weights = {
+            _pair_key(pair): w
+            for (_, pairs), weights in zip(judged, fit.label_weights or [], strict=False)
+            if weights is not None
+            for pair, w in zip(pairs, weights, strict=True)
+        }
+
+        def save(directory) -> None:
+            save_lm_reward_model(model, directory)
+            (directory / LABEL_WEIGHTS_FILE).write_text(json.dumps(label_weights))
+
+        name = artifacts.store_directory(project, "reward", save)
 
         return new_version(RewardModel, context, checkpoint=name, metrics=metrics)
 
     def improve_policy(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
         _, policy, tokenizer = _load_policy(project, config)
+        weighting: dict = {}
         if config.algorithm == "dpo":
-            pairs = dpo_pairs(project)
-            if not pairs:
+            judged = judged_dpo_pairs(project)
+            if not judged:
                 return StepResult({"policy/skipped": 1})
+            weights = None
+            if (settings := reliability_settings(config)) is not None:
+                weights, weighting = dpo_weights(project, judged, settings)
             # DPO, Rafailov et al. 2023; the reference is the policy this round started from.
             train_metrics = train_dpo(
                 policy=policy,
                 tokenizer=tokenizer,
-                pairs=pairs,
+                pairs=[texts for texts, _ in judged],
+                weights=weights,
                 beta=config.beta,
                 epochs=DPO_EPOCHS,
                 seed=seed,
@@ -189,6 +265,7 @@ class TextKind:
             )
         metrics = {
             **finite_metrics(train_metrics),
+            **weighting,
             **_teacher_score(policy, tokenizer, config, seed),
         }
         name = _store_policy(project, policy, tokenizer)

@@ -11,6 +11,7 @@ from labeling.models import Item, Project
 from training import artifacts
 from training.artifacts import NewItem
 from training.kinds.config import TrajectoryConfig
+from training.kinds.reliability import reliability_metrics, reliability_settings
 from training.ml.control import checkpoints, replay, selection
 from training.ml.control.actor_critic import A2CConfig, train_a2c
 from training.ml.control.policies import ActorCritic, policy_for_env
@@ -141,7 +142,8 @@ class TrajectoryKind:
 
     def fit_reward_model(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
-        pairs = [(a, b, p) for a, b, p, _ in artifacts.judged_segments(project)]
+        judged = artifacts.judged_segments(project)
+        pairs = [(a, b, p) for a, b, p, _ in judged]
         if len(pairs) < MIN_PAIRS_TO_FIT:
             return StepResult({"reward/n_pairs": len(pairs), "reward/skipped": 1})
         ensemble = reward_ensemble_for_env(
@@ -152,9 +154,12 @@ class TrajectoryKind:
             pairs=pairs,
             epochs=REWARD_EPOCHS,
             seed=context.seed,
+            annotators=[pair.annotator_id for _, _, _, pair in judged],
+            reliability=reliability_settings(config),
             progress=lambda f: context.progress(0.95 * f),
         )
         metrics = reward_fit_metrics({"reward/n_pairs": len(pairs)}, train=fit)
+        metrics |= reliability_metrics(fit.reliability)
         name = _store_checkpoint(project, "reward", ensemble)
 
         return new_version(RewardModel, context, checkpoint=name, metrics=metrics)

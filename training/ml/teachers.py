@@ -132,3 +132,19 @@ def make_teacher(name: str, **params: float) -> SyntheticTeacher:
             f'The "{name}" teacher needs {required}=..., in units of the environment\'s return.'
         )
     return SyntheticTeacher(**{**_PRESETS[name], **params})
+
+
+def annotator_panel(
+    *, rational: int, mistaken: int, epsilon: float, beta: float = math.inf
+) -> list[tuple[str, SyntheticTeacher]]:
+    """A panel of simulated annotators, each (name, teacher): ``rational`` rational teachers
+    (``rational-1``, ...) and ``mistaken`` mistake teachers that flip the rational choice
+    with probability ``epsilon`` (``mistake-1``, ...), all with rationality ``beta``. Six
+    with two at ε = 0.4 is benchmarks/annotator_noise.py's panel."""
+    if rational < 0 or mistaken < 0 or rational + mistaken == 0:
+        raise ValueError(f"A panel needs annotators, got {rational} + {mistaken}.")
+    good = SyntheticTeacher(beta=beta)
+    bad = SyntheticTeacher(beta=beta, epsilon=epsilon)
+    return [(f"rational-{n + 1}", good) for n in range(rational)] + [
+        (f"mistake-{n + 1}", bad) for n in range(mistaken)
+    ]

@@ -9,8 +9,8 @@ normalised to zero mean and a constant standard deviation before the policy sees
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,13 @@ from torch import Tensor, nn
 from training.ml.bradley_terry import bradley_terry_loss
 from training.ml.control.rollouts import Segment
 from training.ml.control.spaces import ActionSpec, encode_actions, env_spaces
+from training.ml.reliability import (
+    Fit,
+    FlipRates,
+    ReliabilityConfig,
+    em_epochs,
+    fit_with_reliability,
+)
 from training.ml.seeding import torch_seeded
 
 # A judged pair: (segment a, segment b, P[a ≻ b]) with P = 1 (left), 0 (right), 0.5 (tie).
@@ -228,18 +235,20 @@ class NormalizedReward:
 
 @dataclass(frozen=True)
 class RewardFitMetrics:
-    """train_loss / heldout_loss: Bradley-Terry loss of the ensemble-mean returns.
-    heldout_accuracy: fraction of held-out non-tie pairs the ensemble mean ranks right.
-    None where there is nothing held out (or no non-tie pair held out)."""
+    """train_loss / heldout_loss: Bradley-Terry loss of the ensemble-mean returns against
+    the labels as judged. heldout_accuracy: fraction of held-out non-tie pairs the ensemble
+    mean ranks as judged. None where there is nothing held out (or no non-tie pair held
+    out). reliability: each annotator's estimated flip rate, when the fit estimated them."""
 
     train_loss: float
     heldout_loss: float | None
     heldout_accuracy: float | None
     n_train: int
     n_heldout: int
+    reliability: FlipRates | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "reliability"}
 
     def as_metrics(self) -> dict[str, float | int | None]:
         return {
@@ -277,6 +286,8 @@ def fit_reward_ensemble(
     seed: int,
     device: torch.device | str = "cpu",
     weight_decay: float = 1e-4,
+    annotators: Sequence[Hashable] | None = None,
+    reliability: ReliabilityConfig | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> RewardFitMetrics:
     """Fit the ensemble in place on judged pairs by minimising the Bradley-Terry loss of
@@ -286,6 +297,11 @@ def fit_reward_ensemble(
     pairs: (segment a, segment b, p_a) with p_a in {1, 0, 0.5}; all segments one length.
     holdout_fraction of the pairs (chosen with ``seed``) is held out for the metrics.
     weight_decay: L2 regularisation (the paper's §2.2.3). progress(fraction) after each epoch.
+    With ``reliability`` (and ``annotators``, who gave each pair's label), each annotator's
+    flip rate is learned with the reward by EM (training/ml/reliability.py): the members
+    are fitted on the soft targets of eq. (4), and the E-step judges each training label by
+    the members that did not train on it (out of their bootstrap sample); held-out labels
+    take no part. The metrics are measured against the labels as judged either way.
     The ensemble is moved to ``device``.
     """
     if not pairs:
@@ -300,6 +316,8 @@ def fit_reward_ensemble(
         )
     if not 0.0 <= holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}.")
+    if reliability is not None and (annotators is None or len(annotators) != len(pairs)):
+        raise ValueError("Reliability weighting needs the annotator of every pair.")
 
     rng = np.random.default_rng(seed)
     n = len(pairs)
@@ -322,9 +340,12 @@ def fit_reward_ensemble(
 
     optimizer = torch.optim.Adam(ensemble.parameters(), lr=lr, weight_decay=weight_decay)
     bootstraps = [rng.choice(train, size=len(train), replace=True) for _ in ensemble.members]
-    with torch_seeded(seed, device=device):
+    epochs_done = 0
+
+    def train_epochs(targets: Tensor, n_epochs: int) -> None:
+        nonlocal epochs_done
         ensemble.train()
-        for epoch in range(epochs):
+        for _ in range(n_epochs):
             shuffled = [rng.permutation(sample) for sample in bootstraps]
             for start in range(0, len(train), batch_size):
                 loss = torch.zeros((), device=device)
@@ -333,13 +354,50 @@ def fit_reward_ensemble(
                     returns_a = ensemble.member_rewards(obs_a[idx], act_a[idx], member=member)
                     returns_b = ensemble.member_rewards(obs_b[idx], act_b[idx], member=member)
                     # Christiano et al. 2017, eq. 1, on this member's bootstrap batch.
-                    loss = loss + bradley_terry_loss(returns_a.sum(-1), returns_b.sum(-1), p_a[idx])
+                    loss = loss + bradley_terry_loss(
+                        returns_a.sum(-1), returns_b.sum(-1), targets[idx]
+                    )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+            epochs_done += 1
             if progress is not None:
-                progress((epoch + 1) / epochs)
-    ensemble.eval()
+                progress(min(1.0, epochs_done / epochs))
+        ensemble.eval()
+
+    found = None
+    with torch_seeded(seed, device=device):
+        if reliability is None:
+            train_epochs(p_a, epochs)
+        else:
+            schedule = em_epochs(epochs, reliability.em_iterations)
+            # Out of bag: the pairs each member did not train on, (E, n) bool.
+            out_of_bag = torch.ones(len(bootstraps), n, dtype=torch.bool)
+            for member, sample in enumerate(bootstraps):
+                out_of_bag[member, torch.as_tensor(np.unique(sample))] = False
+            usable = torch.zeros(n, dtype=torch.bool)
+            usable[torch.as_tensor(train)] = True
+
+            def fit(targets: Tensor, iteration: int) -> Fit:
+                train_epochs(targets.to(device=device, dtype=torch.float32), schedule[iteration])
+                with torch.no_grad():
+                    margins = (
+                        ensemble.segment_returns(obs_a, act_a)
+                        - ensemble.segment_returns(obs_b, act_b)
+                    ).cpu()  # (E, n)
+                oob = out_of_bag.to(margins.dtype)
+                judged = oob.sum(0)  # members that can judge each pair out of sample
+                oob_mean = (margins * oob).sum(0) / judged.clamp(min=1)
+                # A pair in every member's sample is judged by the whole ensemble, in
+                # sample (a smooth reward seldom fits a label its neighbours contradict;
+                # margin 0 there, i.e. q = ε_a, measured worse), and not counted in ε. ε
+                # rests on the training labels only, so the held-out metrics stay unseen.
+                margins = torch.where(judged > 0, oob_mean, margins.mean(0))
+                return Fit(margins, out_of_sample=usable & (judged > 0))
+
+            found = fit_with_reliability(
+                fit=fit, p_a=p_a.cpu(), annotators=annotators, config=reliability
+            )
 
     def subset(indices: np.ndarray) -> tuple[Tensor, ...]:
         idx = torch.as_tensor(indices, device=device)
@@ -368,4 +426,5 @@ def fit_reward_ensemble(
         heldout_accuracy=heldout_accuracy,
         n_train=len(train),
         n_heldout=n_heldout,
+        reliability=found,
     )

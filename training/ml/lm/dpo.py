@@ -10,6 +10,10 @@ The policy's implicit reward is r̂(x, y) = β log π_θ(y|x)/π_ref(y|x) (eq. 5
 taken as flipped with probability ε, "conservative DPO" (Mitchell 2023, "A note on DPO
 with noisy preferences"):
     L_cDPO = −(1 − ε) log σ(β h) − ε log σ(−β h),   h = the difference of log-ratios above.
+With per-pair weights w_k, the posterior that pair k's label is right given its
+annotator's estimated flip rate (training/ml/reliability.py, eq. 4), each pair is fitted
+to its own soft label, cDPO with ε_k = 1 − w_k:
+    L_k = −w_k log σ(β h_k) − (1 − w_k) log σ(−β h_k)
 
 π_ref is frozen, so its log-probabilities are computed once before training. Each step
 scores the chosen and the rejected responses of a batch in one forward pass. The policy
@@ -60,9 +64,10 @@ def dpo_loss(
     *,
     beta: float,
     label_smoothing: float = 0.0,
+    weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The DPO loss of each pair, Rafailov et al. 2023, eq. 7 (conservative DPO when
-    label_smoothing > 0).
+    label_smoothing > 0, or per pair with weights).
 
     Args:
         policy_chosen_logps: log π_θ(y_w|x), summed over response tokens. Shape (B,).
@@ -71,6 +76,8 @@ def dpo_loss(
         reference_rejected_logps: log π_ref(y_l|x). Shape (B,).
         beta: β, the temperature of the implicit reward; larger stays nearer π_ref.
         label_smoothing: ε in [0, 0.5), the assumed probability that a label is flipped.
+        weights: w_k in [0, 1], the probability that each pair's label is right. Shape (B,).
+            None: 1 − label_smoothing for every pair; with weights, label_smoothing is 0.
 
     Returns:
         (losses, chosen_rewards, rejected_rewards), each of shape (B,). The rewards are
@@ -78,13 +85,14 @@ def dpo_loss(
     """
     if not 0.0 <= label_smoothing < 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}.")
+    if weights is not None and label_smoothing:
+        raise ValueError("Give label_smoothing or per-pair weights, not both.")
     policy_logratios = policy_chosen_logps - policy_rejected_logps  # (B,)
     reference_logratios = reference_chosen_logps - reference_rejected_logps  # (B,)
     h = policy_logratios - reference_logratios  # (B,)
+    w = 1.0 - label_smoothing if weights is None else weights.to(h.dtype)  # (B,) or scalar
     # DPO loss, Rafailov et al. 2023, eq. 7; cDPO (Mitchell 2023) mixes in the flipped label
-    losses = -(1.0 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(
-        -beta * h
-    )  # (B,)
+    losses = -w * F.logsigmoid(beta * h) - (1.0 - w) * F.logsigmoid(-beta * h)  # (B,)
     # implicit reward r̂(x, y) = β log π_θ(y|x)/π_ref(y|x), Rafailov et al. 2023, eq. 5
     chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps).detach()  # (B,)
     rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps).detach()
@@ -121,6 +129,7 @@ def train_dpo(
     pairs: Sequence[PreferencePair],
     beta: float = DPOConfig.beta,
     label_smoothing: float = DPOConfig.label_smoothing,
+    weights: Sequence[float] | None = None,
     epochs: int = DPOConfig.epochs,
     lr: float = DPOConfig.lr,
     batch_size: int = DPOConfig.batch_size,
@@ -133,6 +142,8 @@ def train_dpo(
 
     reference: π_ref; None takes the policy as it is before training (the usual choice, and
     no copy is needed: π_ref's log-probabilities are all computed before the first step).
+    weights: per pair, the probability that its label is right (dpo_loss); None: all
+    labels taken as given (or smoothed by label_smoothing).
     progress(fraction) after each step.
 
     Returns TRL-named metrics of the trained policy over all pairs (one pass, no update):
@@ -151,6 +162,9 @@ def train_dpo(
     rejected_ids = encode_responses(tokenizer, [rejected for _, _, rejected in pairs])
     pad = tokenizer.pad_token_id
     n = len(pairs)
+    if weights is not None and len(weights) != n:
+        raise ValueError(f"{len(weights)} weights for {n} pairs.")
+    pair_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
     def all_logps(model: PreTrainedModel) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
@@ -196,6 +210,7 @@ def train_dpo(
                 reference_rejected[idx],
                 beta=beta,
                 label_smoothing=label_smoothing,
+                weights=None if pair_weights is None else pair_weights[idx].to(device),
             )
             loss = losses.mean()
             optimizer.zero_grad(set_to_none=True)
@@ -214,6 +229,7 @@ def train_dpo(
         reference_rejected,
         beta=beta,
         label_smoothing=label_smoothing,
+        weights=None if pair_weights is None else pair_weights.to(device),
     )
     return {
         "rewards/chosen": chosen_rewards.mean().item(),

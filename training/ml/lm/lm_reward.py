@@ -14,9 +14,10 @@ tie, fitted as the cross-entropy −[p log σ(Δ) + (1 − p) log σ(−Δ)] (br
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from training.ml.bradley_terry import bradley_terry_loss, ranking_to_pairs
 from training.ml.lm.lm import max_positions, tokenize_prompt_response
+from training.ml.reliability import (
+    Fit,
+    FlipRates,
+    ReliabilityConfig,
+    em_epochs,
+    fit_with_reliability,
+)
 from training.ml.seeding import torch_seeded
 
 # (prompt, responses best first), or (prompt, a, b, P[a ≻ b]) with 1, 0 or 0.5 for a tie.
@@ -137,12 +145,17 @@ def load_lm_reward_model(path: str | Path, *, device: torch.device | str = "cpu"
 
 @dataclass(frozen=True)
 class ComparisonGroup:
-    """The responses to one prompt and the pairs judged among them: one batch element."""
+    """The responses to one prompt and the pairs judged among them: one batch element.
+
+    annotator: who judged them (for reliability weighting). targets: what the loss fits
+    per pair when not p_first itself (reliability.py's soft targets, eq. 4)."""
 
     prompt: str
     responses: tuple[str, ...]
     pairs: tuple[tuple[int, int], ...]  # (i, j) indices into responses
-    p_first: tuple[float, ...]  # P[responses[i] ≻ responses[j]] per pair
+    p_first: tuple[float, ...]  # P[responses[i] ≻ responses[j]] per pair, as judged
+    annotator: Hashable | None = None
+    targets: tuple[float, ...] | None = None
 
 
 def comparison_groups(
@@ -174,10 +187,12 @@ def comparison_groups(
 
 
 def group_losses(
-    *, model: LMRewardModel, groups: Sequence[ComparisonGroup]
+    *, model: LMRewardModel, groups: Sequence[ComparisonGroup], as_judged: bool = False
 ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-    """Each group's eq. 1 loss, (G,), and per group (r_i − r_j, P[i ≻ j]) of its pairs,
-    each (C,). All responses of the batch go through the model in one forward pass."""
+    """Each group's eq. 1 loss, (G,), and per group (r_i − r_j, P[i ≻ j] as judged) of its
+    pairs, each (C,). The loss fits each group's targets where it has them, unless
+    ``as_judged`` (the metrics). All responses of the batch go through the model in one
+    forward pass."""
     prompts = [g.prompt for g in groups for _ in g.responses]
     responses = [r for g in groups for r in g.responses]
     rewards = model.rewards(prompts, responses)  # (ΣK,) each response scored once
@@ -189,8 +204,9 @@ def group_losses(
         first = torch.tensor([i for i, _ in group.pairs], device=r.device)  # (C,)
         second = torch.tensor([j for _, j in group.pairs], device=r.device)  # (C,)
         p = torch.tensor(group.p_first, device=r.device)  # (C,)
+        fitted = p if as_judged or group.targets is None else torch.tensor(group.targets)
         # InstructGPT eq. 1: the C(K,2) pairs of one prompt averaged as one batch element
-        losses.append(bradley_terry_loss(r[first], r[second], p))
+        losses.append(bradley_terry_loss(r[first], r[second], fitted.to(r.device)))
         differences.append(((r[first] - r[second]).detach(), p))
     return torch.stack(losses), differences
 
@@ -208,9 +224,14 @@ class LMRewardFitMetrics:
     n_heldout: int
     n_train_pairs: int
     n_heldout_pairs: int
+    reliability: FlipRates | None = field(default=None, compare=False)
+    # per group fitted, in the order given: the posterior that each of its pairs' labels is
+    # right, judged out of sample (None for a held-out group); with reliability only
+    label_weights: list[tuple[float, ...] | None] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return asdict(self)
+        dropped = ("reliability", "label_weights")
+        return {k: v for k, v in asdict(self).items() if k not in dropped}
 
     def as_metrics(self) -> dict[str, float | int | None]:
         return {
@@ -232,7 +253,7 @@ def _evaluate(
     losses, right, decided = [], 0, 0
     for start in range(0, len(groups), batch_size):
         batch_losses, differences = group_losses(
-            model=model, groups=groups[start : start + batch_size]
+            model=model, groups=groups[start : start + batch_size], as_judged=True
         )
         losses.append(batch_losses)
         for difference, p in differences:
@@ -240,6 +261,63 @@ def _evaluate(
             right += int(((difference > 0) == (p > 0.5))[mask].sum())
             decided += int(mask.sum())
     return torch.cat(losses).mean().item(), (right / decided if decided else None)
+
+
+def with_targets(groups: Sequence[ComparisonGroup], targets: Tensor) -> list[ComparisonGroup]:
+    """The groups, each fitting its share of ``targets`` (ΣC,) in place of its labels."""
+    per_group = torch.split(targets, [len(g.pairs) for g in groups])
+    return [
+        dataclasses.replace(g, targets=tuple(t.tolist()))
+        for g, t in zip(groups, per_group, strict=True)
+    ]
+
+
+def _cross_fitted_flip_rates(
+    *,
+    model: LMRewardModel,
+    train: list[ComparisonGroup],
+    reliability: ReliabilityConfig,
+    schedule: list[int],
+    folds: np.ndarray,
+    new_optimizer: Callable,
+    train_epochs: Callable,
+    batch_size: int,
+) -> FlipRates:
+    """EM over the training groups' labels (reliability.py), each label judged by a copy of
+    r_θ that never saw it: two judges, each fitted on one half of the groups and judging
+    the other (cross-fitting; r_θ memorises the labels it is fitted on within a few epochs,
+    and would find no flips among them). Held-out groups take no part."""
+    labels = [p for g in train for p in g.p_first]
+    annotators = [g.annotator for g in train for _ in g.pairs]
+    owner = np.repeat(folds, [len(g.pairs) for g in train])  # (ΣC,) the fold of each pair
+    judges = [copy.deepcopy(model) for _ in (0, 1)]
+    optimizers = [new_optimizer(judge) for judge in judges]
+
+    def fit(targets: Tensor, iteration: int) -> Fit:
+        fitted = with_targets(train, targets)
+        margins = torch.zeros(len(labels), dtype=torch.float64)
+        for fold, (judge, optimizer) in enumerate(zip(judges, optimizers, strict=True)):
+            others = [g for g, f in zip(fitted, folds, strict=True) if f != fold]
+            train_epochs(judge, optimizer, others, schedule[iteration])
+            own = [g for g, f in zip(train, folds, strict=True) if f == fold]
+            margins[torch.as_tensor(owner == fold)] = pair_margins(
+                judge, own, batch_size=batch_size
+            ).double()
+        return Fit(margins)
+
+    return fit_with_reliability(fit=fit, p_a=labels, annotators=annotators, config=reliability)
+
+
+@torch.no_grad()
+def pair_margins(
+    model: LMRewardModel, groups: Sequence[ComparisonGroup], *, batch_size: int
+) -> Tensor:
+    """r_θ(x, y_i) − r_θ(x, y_j) of every judged pair of ``groups``, in order: (ΣC,)."""
+    margins = []
+    for start in range(0, len(groups), batch_size):
+        _, differences = group_losses(model=model, groups=groups[start : start + batch_size])
+        margins += [difference.cpu() for difference, _ in differences]
+    return torch.cat(margins) if margins else torch.zeros(0)
 
 
 def fit_lm_reward_model(
@@ -254,18 +332,27 @@ def fit_lm_reward_model(
     max_grad_norm: float = LMRewardConfig.max_grad_norm,
     seed: int,
     device: torch.device | str = "cpu",
+    reliability: ReliabilityConfig | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> LMRewardFitMetrics:
     """Fit r_θ in place by InstructGPT's eq. 1 on rankings and weighted pairs.
 
     holdout_fraction of the groups (chosen with seed; a ranking's pairs stay together) is
     held out for the metrics. The model runs without dropout. progress(fraction) after
-    each step. The model is moved to device."""
+    each step. The model is moved to device.
+
+    With ``reliability``, each group's annotator (ComparisonGroup.annotator) gets a flip
+    rate learned by EM (training/ml/reliability.py) on the training groups, with two
+    cross-fitted copies of r_θ as the E-step's judges (``_cross_fitted_flip_rates``; about
+    doubling the time and holding two more copies of the model); r_θ is then fitted on the
+    soft targets of eq. (4). The metrics are measured against the labels as judged."""
     groups = comparison_groups(rankings)
     if not groups:
         raise ValueError("No rankings to fit: collect some judgements first.")
     if not 0.0 <= holdout_fraction < 1.0:
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}.")
+    if reliability is not None and any(g.annotator is None for g in groups):
+        raise ValueError("Reliability weighting needs the annotator of every group.")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(groups))
     n_heldout = min(round(holdout_fraction * len(groups)), len(groups) - 1)
@@ -273,21 +360,50 @@ def fit_lm_reward_model(
     train = [groups[i] for i in order[n_heldout:]]
 
     model.to(device).eval()  # eval: no dropout, gradients still flow
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(train) + batch_size - 1) // batch_size
-    for epoch in range(epochs):
-        shuffled = [train[i] for i in rng.permutation(len(train))]
-        for step, start in enumerate(range(0, len(shuffled), batch_size)):
-            batch_losses, _ = group_losses(
-                model=model, groups=shuffled[start : start + batch_size]
-            )  # (G,)
-            loss = batch_losses.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
-            if progress is not None:
-                progress((epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch))
+    total_steps = epochs * steps_per_epoch
+    steps_done = 0
+
+    def adamw(net: LMRewardModel) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def train_epochs(net, optimizer, fitted: list[ComparisonGroup], n_epochs: int) -> None:
+        nonlocal steps_done
+        for _ in range(n_epochs):
+            shuffled = [fitted[i] for i in rng.permutation(len(fitted))]
+            for start in range(0, len(shuffled), batch_size):
+                batch_losses, _ = group_losses(
+                    model=net, groups=shuffled[start : start + batch_size]
+                )  # (G,)
+                loss = batch_losses.mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+                optimizer.step()
+                steps_done += 1
+                if progress is not None:
+                    progress(min(1.0, steps_done / total_steps))
+
+    found = label_weights = None
+    fitted = train
+    if reliability is not None:
+        total_steps *= 2  # the judges' EM takes about as long as the fit itself
+        found = _cross_fitted_flip_rates(
+            model=model,
+            train=train,
+            reliability=reliability,
+            schedule=em_epochs(epochs, reliability.em_iterations),
+            folds=rng.permutation(len(train)) % 2,
+            new_optimizer=adamw,
+            train_epochs=train_epochs,
+            batch_size=batch_size,
+        )
+        fitted = with_targets(train, found.targets)
+        label_weights = [None] * len(groups)
+        per_group = torch.split(found.weights, [len(g.pairs) for g in train])
+        for index, weights in zip(order[n_heldout:], per_group, strict=True):
+            label_weights[index] = tuple(weights.tolist())
+    train_epochs(model, adamw(model), fitted, epochs)
 
     train_loss, train_accuracy = _evaluate(model, train, batch_size)
     heldout_loss, heldout_accuracy = _evaluate(model, heldout, batch_size)
@@ -300,4 +416,6 @@ def fit_lm_reward_model(
         n_heldout=len(heldout),
         n_train_pairs=sum(len(g.pairs) for g in train),
         n_heldout_pairs=sum(len(g.pairs) for g in heldout),
+        reliability=found,
+        label_weights=label_weights,
     )
