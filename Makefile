@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format stop clean load faults fuzz security bench-imitation feedback
+.PHONY: run test lint format stop clean load faults fuzz security bench-imitation feedback \
+	annotator-noise
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +61,11 @@ bench-imitation: .venv-imitation/.installed
 ## feedback: true return against labels on Pendulum, beside imitation (hours on 2 cores).
 feedback: $(VENV)/.installed-dev .venv-imitation/.installed
 	$(BIN)/python benchmarks/feedback_efficiency.py
+
+## annotator-noise: two careless annotators of six, with and without reliability weighting
+## (Pendulum and the text demo; about 10-15 minutes on 2 cores).
+annotator-noise: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/annotator_noise.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

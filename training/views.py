@@ -1,6 +1,6 @@
 """The project dashboard (staff): learning curves as plots, the rounds' metrics of the
 project's kind, the label forecast, judgements per annotator, agreement between annotators,
-arenas, and the live status of the running round."""
+each annotator's estimated reliability, arenas, and the live status of the running round."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def dashboard(request, slug: str):
             "stats": stats,
             "agreement": _agreement_section(stats["agreement"]),
             "forecast": label_forecast(project, history),
+            "reliability": selectors.annotator_reliability(project),
             "arena_summary": arena_selectors.arena_summary(project, user=request.user),
         },
     )

@@ -6,6 +6,7 @@ run in this process (no worker)."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from tests.ml.lm.lm_fixtures import demo_prompts, tiny_lm_dir
 from training import services
@@ -94,7 +95,7 @@ def test_reliability_is_off_unless_enabled_and_takes_its_settings(make_user, api
 
 @pytest.mark.django_db
 def test_a_tabular_round_stores_each_annotators_flip_rate_and_the_dashboard_lists_them(
-    make_project, media_root
+    make_project, make_user, media_root
 ):
     project = make_project(kind="trajectory", config=LAKE, round_size=10_000)
     _round(project)  # round 1 makes the comparisons
@@ -118,6 +119,11 @@ def test_a_tabular_round_stores_each_annotators_flip_rate_and_the_dashboard_list
         (row["flip_rate"] for row in rows), reverse=True
     )
     assert all(row["reward_model_version"] == 1 for row in rows)
+    client = Client()
+    client.force_login(make_user(role="reviewer"))
+    page = client.get(f"/projects/{project.slug}/dashboard/").content.decode()
+    table = page.split('id="reliability"')[1].split("</table>")[0]
+    assert [name in table for name in (row["username"] for row in rows)] == [True] * 6
     # Most FrozenLake segments tie (return 0), so these rest on few labels; the Pendulum
     # round below tells the mistake teachers apart.
 
