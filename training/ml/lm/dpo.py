@@ -15,10 +15,16 @@ annotator's estimated flip rate (training/ml/reliability.py, eq. 4), each pair i
 to its own soft label, cDPO with ε_k = 1 − w_k:
     L_k = −w_k log σ(β h_k) − (1 − w_k) log σ(−β h_k)
 
-π_ref is frozen, so its log-probabilities are computed once before training. Each step
-scores the chosen and the rejected responses of a batch in one forward pass. The policy
+π_ref is frozen, so its log-probabilities are computed once before training, without
+gradient, each distinct (prompt, response) once, shortest first. Each step scores the
+chosen and the rejected responses of a batch in one forward pass, each distinct row once:
+2B rows for B pairs, fewer where pairs share a response. The pairs of one prompt stay
+together when the pairs are shuffled, so a K-ranking's C(K, 2) pairs meet in a batch and
+cost K rows, not K(K − 1). Forward passes may run under bf16 autocast (dtype). The policy
 runs without dropout (TRL's disable_dropout), so that π_θ = π_ref exactly at the start.
-Metrics are named as TRL's DPOTrainer names them.
+Metrics are named as TRL's DPOTrainer names them; without the closing pass they are, as
+TRL logs them, the training batches' (benchmarks/dpo_throughput.py measures all of this
+beside TRL).
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from training.ml.lm.lm import (
     collate_prompt_response,
     encode_prompts,
     encode_responses,
+    forward_dtype,
     max_positions,
     response_logprobs,
+    unique_sequences,
 )
 
 # (prompt x, chosen response y_w, rejected response y_l)
@@ -54,6 +62,8 @@ class DPOConfig:
     lr: float = 1e-4
     batch_size: int = 8  # pairs per step; the forward pass sees 2 · batch_size rows
     max_grad_norm: float = 10.0  # the reference implementation's clip
+    dtype: str = "auto"  # of the forward passes: "auto", "float32" or "bfloat16" (lm.forward_dtype)
+    closing_pass: bool = True  # metrics from one more pass over all pairs, not the batches
 
 
 def dpo_loss(
@@ -99,6 +109,20 @@ def dpo_loss(
     return losses, chosen_rewards, rejected_rewards
 
 
+def prompt_grouped_order(prompts: Sequence[str], *, generator: torch.Generator) -> list[int]:
+    """A random order of the pairs in which the pairs of one prompt stay together, in the
+    order given: the prompts are shuffled, not the pairs. So a K-ranking's C(K, 2) pairs
+    meet in a batch and share their K forward rows (InstructGPT §3.5 trains a ranking's
+    pairs as one batch element for the same reason). With every prompt distinct this is
+    torch.randperm(len(prompts)), the plain shuffle."""
+    groups: dict[str, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(prompt, []).append(i)
+    members = list(groups.values())
+    shuffled = torch.randperm(len(members), generator=generator).tolist()
+    return [i for group in shuffled for i in members[group]]
+
+
 def _pair_logps(
     *,
     model: PreTrainedModel,
@@ -107,18 +131,93 @@ def _pair_logps(
     rejected_ids: Sequence[list[int]],
     pad_token_id: int,
     device: torch.device | str,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, Tensor]:
-    """log π(y_w|x), log π(y_l|x) for a batch of B pairs, chosen and rejected in one
-    forward pass of 2B rows: (B,), (B,)."""
+    """log π(y_w|x), log π(y_l|x) for a batch of B pairs: (B,), (B,). The batch's distinct
+    (prompt, response) rows go through the model in one forward pass: 2B rows, fewer where
+    pairs share a response (the 6 pairs of a 4-ranking have 4)."""
+    prompts, responses, index = unique_sequences(
+        [*prompt_ids, *prompt_ids], [*chosen_ids, *rejected_ids]
+    )
     batch = collate_prompt_response(
-        prompt_ids=[*prompt_ids, *prompt_ids],
-        response_ids=[*chosen_ids, *rejected_ids],
+        prompt_ids=prompts,
+        response_ids=responses,
         pad_token_id=pad_token_id,
         max_length=max_positions(model),
         device=device,
     )
-    logps = response_logprobs(model=model, batch=batch)  # (2B,)
+    logps = response_logprobs(model=model, batch=batch, dtype=dtype)  # (U,), U ≤ 2B
+    logps = logps[torch.tensor(index, device=logps.device)]  # (2B,)
     return logps[: len(prompt_ids)], logps[len(prompt_ids) :]
+
+
+@torch.no_grad()
+def _all_pair_logps(
+    *,
+    model: PreTrainedModel,
+    prompt_ids: Sequence[list[int]],
+    chosen_ids: Sequence[list[int]],
+    rejected_ids: Sequence[list[int]],
+    rows: int,
+    pad_token_id: int,
+    device: torch.device | str,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
+    """log π(y_w|x), log π(y_l|x) of all N pairs without gradient: (N,), (N,). Each distinct
+    (prompt, response) is scored once, shortest first (the least padding), ``rows`` a pass."""
+    n = len(prompt_ids)
+    prompts, responses, index = unique_sequences(
+        [*prompt_ids, *prompt_ids], [*chosen_ids, *rejected_ids]
+    )
+    by_length = sorted(range(len(prompts)), key=lambda u: len(prompts[u]) + len(responses[u]))
+    logps = torch.empty(len(prompts), device=device)  # (U,)
+    for start in range(0, len(by_length), rows):
+        chunk = by_length[start : start + rows]
+        batch = collate_prompt_response(
+            prompt_ids=[prompts[u] for u in chunk],
+            response_ids=[responses[u] for u in chunk],
+            pad_token_id=pad_token_id,
+            max_length=max_positions(model),
+            device=device,
+        )
+        logps[torch.tensor(chunk, device=device)] = response_logprobs(
+            model=model, batch=batch, dtype=dtype
+        )
+    logps = logps[torch.tensor(index, device=device)]  # (2N,)
+    return logps[:n], logps[n:]
+
+
+def _pair_metrics(
+    *,
+    losses: Tensor,
+    chosen_rewards: Tensor,
+    rejected_rewards: Tensor,
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+) -> Tensor:
+    """Per-pair sums of what train_dpo reports, in METRIC_NAMES' order: (7,)."""
+    return torch.stack(
+        [
+            chosen_rewards.sum(),
+            rejected_rewards.sum(),
+            (chosen_rewards - rejected_rewards).sum(),
+            (chosen_rewards > rejected_rewards).float().sum(),
+            policy_chosen.detach().sum(),
+            policy_rejected.detach().sum(),
+            losses.detach().sum(),
+        ]
+    ).float()
+
+
+METRIC_NAMES = (
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen",
+    "logps/rejected",
+    "loss",
+)
 
 
 def train_dpo(
@@ -134,6 +233,8 @@ def train_dpo(
     lr: float = DPOConfig.lr,
     batch_size: int = DPOConfig.batch_size,
     max_grad_norm: float = DPOConfig.max_grad_norm,
+    dtype: str = DPOConfig.dtype,
+    closing_pass: bool = DPOConfig.closing_pass,
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[float], None] | None = None,
@@ -144,18 +245,23 @@ def train_dpo(
     no copy is needed: π_ref's log-probabilities are all computed before the first step).
     weights: per pair, the probability that its label is right (dpo_loss); None: all
     labels taken as given (or smoothed by label_smoothing).
+    dtype: what the forward passes compute in (lm.forward_dtype): "float32", "bfloat16"
+    (autocast; weights and optimizer state stay fp32), or "auto".
+    closing_pass: score every pair once more with the trained policy for the metrics;
+    False takes them from the last epoch's training batches, as TRL's DPOTrainer logs them
+    (each pair as the policy scored it in its step, before that step's update).
     progress(fraction) after each step.
 
-    Returns TRL-named metrics of the trained policy over all pairs (one pass, no update):
-    rewards/chosen, rewards/rejected (mean implicit rewards), rewards/margins (their mean
-    difference), rewards/accuracies (fraction with chosen reward > rejected), logps/chosen,
-    logps/rejected (mean log π_θ), loss (mean DPO loss); and train/loss, the mean loss
-    over the last epoch's steps.
+    Returns TRL-named metrics, means over pairs: rewards/chosen, rewards/rejected (implicit
+    rewards), rewards/margins (their difference), rewards/accuracies (the fraction with
+    chosen reward > rejected), logps/chosen, logps/rejected (log π_θ), loss (DPO loss);
+    and train/loss, the mean loss over the last epoch's steps.
     """
     if not pairs:
         raise ValueError("No preference pairs to train on: collect some judgements first.")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}.")
+    compute_dtype = forward_dtype(dtype, device)
     prompts = [prompt for prompt, _, _ in pairs]
     prompt_ids = encode_prompts(tokenizer, prompts)
     chosen_ids = encode_responses(tokenizer, [chosen for _, chosen, _ in pairs])
@@ -167,19 +273,16 @@ def train_dpo(
     pair_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
     def all_logps(model: PreTrainedModel) -> tuple[Tensor, Tensor]:
-        with torch.no_grad():
-            chunks = [
-                _pair_logps(
-                    model=model,
-                    prompt_ids=prompt_ids[i : i + batch_size],
-                    chosen_ids=chosen_ids[i : i + batch_size],
-                    rejected_ids=rejected_ids[i : i + batch_size],
-                    pad_token_id=pad,
-                    device=device,
-                )
-                for i in range(0, n, batch_size)
-            ]
-        return torch.cat([c for c, _ in chunks]), torch.cat([r for _, r in chunks])  # (N,), (N,)
+        return _all_pair_logps(
+            model=model,
+            prompt_ids=prompt_ids,
+            chosen_ids=chosen_ids,
+            rejected_ids=rejected_ids,
+            rows=2 * batch_size,
+            pad_token_id=pad,
+            device=device,
+            dtype=compute_dtype,
+        )  # (N,), (N,)
 
     policy.to(device).eval()  # eval: no dropout, gradients still flow
     reference = policy if reference is None else reference.to(device).eval()
@@ -189,10 +292,11 @@ def train_dpo(
     optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)  # the order of the pairs
     steps_per_epoch = (n + batch_size - 1) // batch_size
-    epoch_losses: list[float] = []
+    epoch_losses: list[Tensor] = []
+    epoch_sums = torch.zeros(len(METRIC_NAMES))
     for epoch in range(epochs):
-        epoch_losses = []
-        order = torch.randperm(n, generator=generator).tolist()
+        epoch_losses, epoch_sums = [], torch.zeros(len(METRIC_NAMES), device=device)
+        order = prompt_grouped_order(prompts, generator=generator)
         for step, start in enumerate(range(0, n, batch_size)):
             idx = order[start : start + batch_size]
             policy_chosen, policy_rejected = _pair_logps(
@@ -202,8 +306,9 @@ def train_dpo(
                 rejected_ids=[rejected_ids[i] for i in idx],
                 pad_token_id=pad,
                 device=device,
+                dtype=compute_dtype,
             )  # (B,), (B,)
-            losses, _, _ = dpo_loss(
+            losses, chosen_rewards, rejected_rewards = dpo_loss(
                 policy_chosen,
                 policy_rejected,
                 reference_chosen[idx],
@@ -217,10 +322,21 @@ def train_dpo(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
             optimizer.step()
-            epoch_losses.append(loss.item())
+            epoch_losses.append(loss.detach())
+            epoch_sums += _pair_metrics(
+                losses=losses,
+                chosen_rewards=chosen_rewards,
+                rejected_rewards=rejected_rewards,
+                policy_chosen=policy_chosen,
+                policy_rejected=policy_rejected,
+            )
             if progress is not None:
                 progress((epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch))
+    train_loss = torch.stack(epoch_losses).mean().item()
 
+    if not closing_pass:
+        means = (epoch_sums / n).tolist()
+        return {**dict(zip(METRIC_NAMES, means, strict=True)), "train/loss": train_loss}
     policy_chosen, policy_rejected = all_logps(policy)
     losses, chosen_rewards, rejected_rewards = dpo_loss(
         policy_chosen,
@@ -231,13 +347,11 @@ def train_dpo(
         label_smoothing=label_smoothing,
         weights=None if pair_weights is None else pair_weights.to(device),
     )
-    return {
-        "rewards/chosen": chosen_rewards.mean().item(),
-        "rewards/rejected": rejected_rewards.mean().item(),
-        "rewards/margins": (chosen_rewards - rejected_rewards).mean().item(),
-        "rewards/accuracies": (chosen_rewards > rejected_rewards).float().mean().item(),
-        "logps/chosen": policy_chosen.mean().item(),
-        "logps/rejected": policy_rejected.mean().item(),
-        "loss": losses.mean().item(),
-        "train/loss": sum(epoch_losses) / len(epoch_losses),
-    }
+    sums = _pair_metrics(
+        losses=losses,
+        chosen_rewards=chosen_rewards,
+        rejected_rewards=rejected_rewards,
+        policy_chosen=policy_chosen,
+        policy_rejected=policy_rejected,
+    )
+    return {**dict(zip(METRIC_NAMES, (sums / n).tolist(), strict=True)), "train/loss": train_loss}
