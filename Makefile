@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: run test lint format stop clean load faults fuzz security bench-imitation feedback \
-	annotator-noise
+	annotator-noise bench-trl dpo-throughput
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,21 @@ bench-imitation: .venv-imitation/.installed
 ## feedback: true return against labels on Pendulum, beside imitation (hours on 2 cores).
 feedback: $(VENV)/.installed-dev .venv-imitation/.installed
 	$(BIN)/python benchmarks/feedback_efficiency.py
+
+## bench-trl: TRL (the DPO benchmark's peer) into .venv-trl, with the platform's torch and
+## transformers; kept out of requirements.txt (it brings accelerate, datasets, pyarrow).
+bench-trl: .venv-trl/.installed
+
+.venv-trl/.installed: benchmarks/requirements-trl.txt
+	test -x .venv-trl/bin/python || $(PYTHON) -m venv .venv-trl
+	.venv-trl/bin/pip install --quiet --upgrade pip
+	.venv-trl/bin/pip install --quiet -r benchmarks/requirements-trl.txt
+	touch $@
+
+## dpo-throughput: this platform's DPO beside TRL's DPOTrainer on CPU (about 45 minutes on
+## 2 idle cores).
+dpo-throughput: $(VENV)/.installed-dev .venv-trl/.installed
+	$(BIN)/python benchmarks/dpo_throughput.py
 
 ## annotator-noise: two careless annotators of six, with and without reliability weighting
 ## (Pendulum and the text demo; about 10-15 minutes on 2 cores).
