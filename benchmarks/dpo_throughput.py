@@ -44,6 +44,11 @@ platform's is what train_dpo returns.
     .venv/bin/python benchmarks/dpo_throughput.py                  # 3 repetitions
     .venv/bin/python benchmarks/dpo_throughput.py --quick          # one small repetition
     .venv/bin/python benchmarks/dpo_throughput.py --profile small  # where the platform's time goes
+    .venv/bin/python benchmarks/dpo_throughput.py --before-tree ../copy-before --threads 1
+
+On a shared machine, other tenants' load swings 2-thread runs by 2-4x; each run records
+the 1-minute load at its start and its training's CPU seconds beside the wall time, and
+--threads 1 is the steadier comparison.
 
 Writes benchmarks/results/dpo_throughput.json and a bar chart of pairs/s (.png).
 """
@@ -250,7 +255,7 @@ def run_platform(job: dict) -> dict:
         return losses, chosen, rejected
 
     dpo.dpo_loss = observed_dpo_loss
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     metrics = dpo.train_dpo(
         policy=policy,
         tokenizer=tokenizer,
@@ -265,6 +270,7 @@ def run_platform(job: dict) -> dict:
     wall = time.perf_counter() - started
     return {
         "wall_s": wall,
+        "train_cpu_s": time.process_time() - cpu_started,
         "steps": steps,
         "accuracy": metrics["rewards/accuracies"],
         "margins": metrics["rewards/margins"],
@@ -305,7 +311,7 @@ def run_trl(job: dict) -> dict:
             use_cpu=True,
             **job["trl"],
         )
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         dataset = Dataset.from_list([{"prompt": p, "chosen": c, "rejected": r} for p, c, r in rows])
         trainer = DPOTrainer(
             model=model, args=args, train_dataset=dataset, processing_class=tokenizer
@@ -313,6 +319,7 @@ def run_trl(job: dict) -> dict:
         built = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - started
+        train_cpu = time.process_time() - cpu_started
     prepared = trainer.train_dataset
     tokens = sum(
         2 * len(x) + len(c) + len(r)
@@ -331,6 +338,7 @@ def run_trl(job: dict) -> dict:
     ]
     return {
         "wall_s": wall,
+        "train_cpu_s": train_cpu,
         "init_s": built - started,  # tokenizing, and the precompute pass when on
         "steps": steps,
         "tokens_seen": tokens,
@@ -489,6 +497,10 @@ def summarise(runs: list[dict], inputs: dict[str, dict]) -> list[dict]:
                 "pairs_per_s": median([size["pairs"] / r["wall_s"] for r in done]),
                 "tokens_per_s": median([size["tokens"] / r["wall_s"] for r in done]),
                 "peak_rss_mib": median([r["peak_rss_mib"] for r in done]),
+                "train_cpu_s": (
+                    median([r["train_cpu_s"] for r in done]) if "train_cpu_s" in done[0] else None
+                ),
+                "load_at_start": [round(r.get("load_at_start", math.nan), 1) for r in done],
                 "init_s": median([r["init_s"] for r in done]) if "init_s" in done[0] else None,
                 "loss_step1": median([s[0]["loss"] for s in steps]),
                 "loss_step2": median([s[1]["loss"] for s in steps]) if len(steps[0]) > 1 else None,
@@ -545,7 +557,7 @@ def print_table(rows: list[dict], inputs: dict[str, dict]) -> None:
     print(
         f"{'setting':7} {'config':14} {'n':>2} {'wall s':>7} {'pairs/s':>8} {'tokens/s':>9} "
         f"{'RSS MiB':>8} {'loss@1':>8} {'loss@2':>8} {'logp_w@1':>9} {'loss@end':>8} "
-        f"{'acc':>5} {'margin':>7}"
+        f"{'acc':>5} {'margin':>7} {'CPU s':>6}  load"
     )
     for r in rows:
         step2 = f"{r['loss_step2']:.5f}" if r["loss_step2"] is not None else "-"
@@ -554,7 +566,8 @@ def print_table(rows: list[dict], inputs: dict[str, dict]) -> None:
             f"{r['setting']:7} {r['config']:14} {r['runs']:>2} {r['wall_s']:>7.1f} "
             f"{r['pairs_per_s']:>8.2f} {r['tokens_per_s']:>9.0f} {r['peak_rss_mib']:>8.0f} "
             f"{r['loss_step1']:>8.5f} {step2:>8} {r['logps_chosen_step1']:>9.3f} "
-            f"{r['loss_end']:>8.4f} {r['accuracy']:>5.2f} {r['margins']:>7.4f}{tokens}"
+            f"{r['loss_end']:>8.4f} {r['accuracy']:>5.2f} {r['margins']:>7.4f} "
+            f"{r['train_cpu_s'] or math.nan:>6.1f}  {r['load_at_start']}{tokens}"
         )
     for name, size in inputs.items():
         print(
@@ -563,7 +576,7 @@ def print_table(rows: list[dict], inputs: dict[str, dict]) -> None:
         )
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, *, threads: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -574,7 +587,17 @@ def plot(rows: list[dict], path: Path) -> None:
     figure = Figure(figsize=(9, 4.5), dpi=110, layout="constrained")
     axes = figure.add_subplot()
     width = 0.8 / max(1, len(configs))
-    colours = ["#2457d6", "#6f93ec", "#7a3b12", "#b55a1e", "#d6803f", "#e8a86f", "#f3cda5"]
+    colours = {  # the platform's rows blue, TRL's orange; darker is faster settings
+        "platform-before": "#a9bff0",
+        "platform": "#4f7be0",
+        "platform-fast": "#12318f",
+        "platform-fast-fp32": "#2457d6",
+        "trl-defaults": "#f3cda5",
+        "trl-fp32": "#e8a86f",
+        "trl-bf16": "#d6803f",
+        "trl-fp32-pre": "#b55a1e",
+        "trl-bf16-pre": "#7a3b12",
+    }
     for n, config in enumerate(configs):
         values = [
             next((r["pairs_per_s"] for r in rows if r["setting"] == s and r["config"] == config), 0)
@@ -585,11 +608,14 @@ def plot(rows: list[dict], path: Path) -> None:
             values,
             width,
             label=config,
-            color=colours[n % len(colours)],
+            color=colours[config],
         )
     axes.set_xticks([i + width * (len(configs) - 1) / 2 for i in range(len(settings))], settings)
     axes.set_ylabel("pairs / s (median)")
-    axes.set_title("DPO on CPU: this platform beside TRL's DPOTrainer (one epoch)")
+    axes.set_title(
+        f"DPO on CPU ({threads} torch thread{'s' * (threads > 1)}): this platform beside "
+        "TRL's DPOTrainer, one epoch"
+    )
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8, ncols=2)
     figure.savefig(path)
@@ -720,7 +746,7 @@ def main() -> None:
             {"settings": settings_used, "summary": rows, "targets": found, "runs": runs}, indent=2
         )
     )
-    plot(rows, out.with_suffix(".png"))
+    plot(rows, out.with_suffix(".png"), threads=args.threads)
     print(f"wrote {out} and {out.with_suffix('.png')}")
     if math.isnan(sum(r["loss_end"] for r in rows)):
         sys.exit("a run ended with a NaN loss")

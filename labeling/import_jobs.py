@@ -128,8 +128,10 @@ def _finish(job: ImportJob, *, status: str, result: dict | None = None, error: s
     job.status, job.result, job.error = status, result or {}, error
     job.progress = 1.0 if status == ImportJob.Status.SUCCEEDED else job.progress
     job.finished_at = timezone.now()
-    job.save(update_fields=["status", "result", "error", "progress", "finished_at"])
-    job.upload.delete(save=True)  # the rows hold what it said; the file is no longer needed
+    # The rows hold what it said; the file is no longer needed. Cleared in the same write
+    # as the status, so nobody sees a finished job that still holds its upload.
+    job.upload.delete(save=False)
+    job.save(update_fields=["status", "result", "error", "progress", "finished_at", "upload"])
 
 
 def _result(result: imports.ImportResult) -> dict:

@@ -196,13 +196,14 @@ def test_unique_sequences_indexes_every_row_to_its_first_appearance():
     assert (prompts, responses, index) == ([[1], [1], [2]], [[5], [6], [5]], [0, 1, 2, 0])
 
 
-def test_prompt_grouped_order_keeps_a_prompts_pairs_together():
-    prompts = ["a", "a", "b", "c", "b", "a"]
-    order = prompt_grouped_order(prompts, generator=torch.Generator().manual_seed(3))
-    assert sorted(order) == list(range(6))
-    runs = [prompts[i] for i in order]
-    assert sum(1 for i in range(1, 6) if runs[i] != runs[i - 1]) == 2  # three blocks
-    assert [i for i in order if prompts[i] == "a"] == [0, 1, 5]  # in the order given
+def test_prompt_grouped_order_keeps_each_run_of_one_prompt_together():
+    prompts = ["a", "a", "a", "b", "b", "c", "a"]  # runs [0, 1, 2], [3, 4], [5], [6]
+    for seed in range(5):
+        order = prompt_grouped_order(prompts, generator=torch.Generator().manual_seed(seed))
+        assert sorted(order) == list(range(7))
+        at = order.index(0)
+        assert order[at : at + 3] == [0, 1, 2]  # together, in the order given
+        assert order[order.index(3) + 1] == 4
 
 
 def test_prompt_grouped_order_of_distinct_prompts_is_the_plain_shuffle():

@@ -18,10 +18,11 @@ to its own soft label, cDPO with ε_k = 1 − w_k:
 π_ref is frozen, so its log-probabilities are computed once before training, without
 gradient, each distinct (prompt, response) once, shortest first. Each step scores the
 chosen and the rejected responses of a batch in one forward pass, each distinct row once:
-2B rows for B pairs, fewer where pairs share a response. The pairs of one prompt stay
-together when the pairs are shuffled, so a K-ranking's C(K, 2) pairs meet in a batch and
-cost K rows, not K(K − 1). Forward passes may run under bf16 autocast (dtype). The policy
-runs without dropout (TRL's disable_dropout), so that π_θ = π_ref exactly at the start.
+2B rows for B pairs, fewer where pairs share a response. A ranking's pairs (neighbours
+with one prompt) stay together when the pairs are shuffled, so a K-ranking's C(K, 2)
+pairs meet in a batch and cost K rows, not K(K − 1). Forward passes may run under bf16
+autocast (dtype). The policy runs without dropout (TRL's disable_dropout), so that
+π_θ = π_ref exactly at the start.
 Metrics are named as TRL's DPOTrainer names them; without the closing pass they are, as
 TRL logs them, the training batches' (benchmarks/dpo_throughput.py measures all of this
 beside TRL).
@@ -110,17 +111,20 @@ def dpo_loss(
 
 
 def prompt_grouped_order(prompts: Sequence[str], *, generator: torch.Generator) -> list[int]:
-    """A random order of the pairs in which the pairs of one prompt stay together, in the
-    order given: the prompts are shuffled, not the pairs. So a K-ranking's C(K, 2) pairs
-    meet in a batch and share their K forward rows (InstructGPT §3.5 trains a ranking's
-    pairs as one batch element for the same reason). With every prompt distinct this is
+    """A random order of the pairs in which each run of consecutive pairs with the same
+    prompt (a ranking's C(K, 2) pairs, as training/kinds/text.py gives them) stays together,
+    in the order given: the runs are shuffled, not the pairs. So a K-ranking's pairs meet
+    in a batch and share their K forward rows (InstructGPT §3.5 trains a ranking's pairs as
+    one batch element for the same reason). With no two neighbours sharing a prompt this is
     torch.randperm(len(prompts)), the plain shuffle."""
-    groups: dict[str, list[int]] = {}
+    runs: list[list[int]] = []
     for i, prompt in enumerate(prompts):
-        groups.setdefault(prompt, []).append(i)
-    members = list(groups.values())
-    shuffled = torch.randperm(len(members), generator=generator).tolist()
-    return [i for group in shuffled for i in members[group]]
+        if runs and prompts[runs[-1][0]] == prompt:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    shuffled = torch.randperm(len(runs), generator=generator).tolist()
+    return [i for run in shuffled for i in runs[run]]
 
 
 def _pair_logps(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,9 +108,11 @@ def forward_dtype(dtype: str, device: torch.device | str) -> torch.dtype:
 
 
 def autocast_to(dtype: torch.dtype, device: torch.device | str) -> AbstractContextManager:
-    """torch.autocast to dtype on the device's type; a no-op for fp32."""
-    device_type = torch.device(device).type
-    return torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32)
+    """torch.autocast to dtype on the device's type; for fp32 nothing at all (not an
+    autocast(enabled=False), which would switch off a caller's own autocast)."""
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def unique_sequences(
