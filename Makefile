@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: run test lint format stop clean load faults fuzz security bench-imitation feedback \
-	annotator-noise bench-trl dpo-throughput
+	annotator-noise bench-trl dpo-throughput text-loop
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-trl: .venv-trl/.installed
 ## 2 idle cores).
 dpo-throughput: $(VENV)/.installed-dev .venv-trl/.installed
 	$(BIN)/python benchmarks/dpo_throughput.py
+
+## text-loop: DPO and reward model + PPO rounds of the demo LM, win rate against KL to the
+## initial policy (about 2 minutes on 2 cores).
+text-loop: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/text_loop.py
 
 ## annotator-noise: two careless annotators of six, with and without reliability weighting
 ## (Pendulum and the text demo; about 10-15 minutes on 2 cores).

@@ -8,6 +8,7 @@ With DEBUG off (the default) the app refuses to start without SECRET_KEY and ALL
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -292,6 +293,16 @@ if _cache_url(CELERY_BROKER_URL):
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Training hardware ---------------------------------------------------------------------
+# TRAINING_DEVICE: where this worker's training steps and sampling run: "auto" (CUDA when
+# torch sees a GPU, else the CPU), "cpu", "cuda" or "cuda:N". A project's config.device
+# other than "auto" overrides it (training/devices.py). Checked here without loading torch.
+TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "").strip() or "auto"
+if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", TRAINING_DEVICE):
+    raise ImproperlyConfigured(
+        f"TRAINING_DEVICE={TRAINING_DEVICE!r}: use auto, cpu, cuda or cuda:N (a GPU's index)."
+    )
 
 # --- Labeling limits -----------------------------------------------------------------------
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))

@@ -272,12 +272,14 @@ def sample_trajectory_pairs(*, project, config, pairs, seeds, progress):
     with clips when the project renders them)."""
     from training import artifacts
     from training.artifacts import NewItem
+    from training.devices import step_device
     from training.ml.control import checkpoints, replay
 
+    device = step_device(config)
     policies = {}
     for version in _versions_of(pairs):
         with artifacts.local_copy(_policy_row(project, version).checkpoint) as path:
-            policies[version] = checkpoints.load_policy(path)
+            policies[version] = checkpoints.load_policy(path, device=device)
     samples = []
     for n, (pair, seed) in enumerate(zip(pairs, seeds, strict=True)):
         items = []
@@ -288,6 +290,7 @@ def sample_trajectory_pairs(*, project, config, pairs, seeds, progress):
                 n_segments=1,
                 segment_length=config.segment_length,
                 seed=seed,
+                device=device,
             )
             frames = (
                 (lambda c=found: replay.render_segment(env_id=config.env_id, replayable=c))
@@ -351,9 +354,12 @@ def sample_text_pairs(*, project, config, pairs, seeds, progress):
     seed, a version loaded at a time."""
     from training import artifacts
     from training.artifacts import NewItem
+    from training.devices import step_device, step_dtype
     from training.kinds.text import prompts_of
-    from training.ml.lm import lm
+    from training.ml.lm import lm, lora
 
+    device = step_device(config)
+    dtype = lm.forward_dtype(step_dtype(config, device), device)
     every = prompts_of(project, config)
     prompts = [every[seed % len(every)] for seed in seeds]
     texts: dict[tuple[int, int], str] = {}
@@ -363,18 +369,21 @@ def sample_text_pairs(*, project, config, pairs, seeds, progress):
             (n, side) for n, pair in enumerate(pairs) for side in (0, 1) if pair[side] == version
         ]
         with artifacts.local_directory(_policy_row(project, version).checkpoint) as path:
-            model, tokenizer = lm.load_policy(path)
-        responses = lm.sample_responses(
-            model=model,
-            tokenizer=tokenizer,
-            prompts=[prompts[n] for n, _ in wanted],
-            k=1,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_new_tokens=config.max_new_tokens,
-            seed=seeds[0],
-            progress=lambda f, k=k: progress((k + f) / len(versions)),
-        )
+            # a whole model, or a LoRA adapter merged into config.model_dir
+            model, tokenizer = lora.load_policy(path, base_dir=config.model_dir, merge=True)
+        with lm.autocast_to(dtype, device):
+            responses = lm.sample_responses(
+                model=model.to(device),
+                tokenizer=tokenizer,
+                prompts=[prompts[n] for n, _ in wanted],
+                k=1,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_new_tokens=config.max_new_tokens,
+                seed=seeds[0],
+                device=device,
+                progress=lambda f, k=k: progress((k + f) / len(versions)),
+            )
         texts.update({key: group[0] for key, group in zip(wanted, responses, strict=True)})
         del model
     return [

@@ -35,7 +35,10 @@ ROUND_COLUMNS: dict[str, list[RoundColumn]] = {
         RoundColumn("loss", "DPO loss"),
         RoundColumn("reward/n_judgements", "Judgements fitted", 0),
         REWARD_ACCURACY,
-        RoundColumn("kl", "KL to the reference"),
+        RoundColumn("kl", "KL to the reference in training (PPO/REINFORCE)"),
+        # the round's policy against the base model on held-out prompts (kinds/text_eval.py)
+        RoundColumn("teacher/win_rate", "Teacher win rate over the reference"),
+        RoundColumn("kl/sequence", "Sequence KL to the reference"),
         RoundColumn("teacher/mean_score", "Teacher score of samples"),
         COMPARISONS,
     ],

@@ -20,7 +20,9 @@ PLOTTED_METRICS = [
     ("policy/regret", "Regret of the trained policy (true reward)"),
     ("rewards/margins", "DPO reward margin"),
     ("rewards/accuracies", "DPO reward accuracy"),
-    ("kl", "KL to the reference"),
+    ("kl", "KL to the reference in training (PPO/REINFORCE)"),
+    ("teacher/win_rate", "Teacher win rate over the reference (± s.e.)"),
+    ("kl/sequence", "Sequence KL to the reference"),
     ("teacher/mean_score", "Teacher score of samples"),
 ]
 

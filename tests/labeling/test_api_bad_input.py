@@ -314,6 +314,7 @@ def test_project_create_with_a_bad_field_is_400_naming_the_field(staff, client_f
         pytest.param("text", {"temperature": 0}, "temperature", id="zero-temperature"),
         pytest.param("text", {"algorithm": "sft"}, "algorithm", id="unknown-text-algorithm"),
         pytest.param("text", {"prompts": "hello"}, "prompts", id="prompts-a-string"),
+        pytest.param("text", {"eval_prompts": [""]}, "eval_prompts", id="an-empty-eval-prompt"),
         pytest.param("text", {"model_dir": "/no/such/dir"}, "model_dir", id="missing-model"),
         pytest.param("trajectory", {"env_id": "NoSuchEnv-v0"}, "env_id", id="unknown-env"),
         pytest.param("trajectory", {"k": 3}, "k", id="text-key-on-trajectory"),

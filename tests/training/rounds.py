@@ -29,3 +29,12 @@ def judge_all(project, *, seed: int = 0) -> int:
         limit=None,
         seed=seed,
     )
+
+
+def round_via_api(client, project, *, timeout: float = 300) -> Run:
+    """Start a round through the API, wait for the worker, and require that it succeeded."""
+    response = client.post(f"/api/projects/{project.slug}/rounds/")
+    assert response.status_code == 202, response.json()
+    round_run = wait_until_finished(Run.objects.get(pk=response.json()["id"]), timeout=timeout)
+    assert round_run.status == "succeeded", round_run.error
+    return round_run

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import Comparison, Judgement, Project
-from training import artifacts
+from training import artifacts, selectors
 from training.ml.control import checkpoints
 from training.models import Policy, RewardModel, Run
 
@@ -197,8 +197,9 @@ def test_run_loop_and_the_dashboard_show_a_text_rounds_dpo_metrics(
     (report,) = [line for line in out.getvalue().splitlines() if line.startswith("round ")]
     assert re.match(
         r"round 1: succeeded; rewards/accuracies=[01]\.\d{3}, rewards/margins=-?\d+\.\d{3}, "
-        r"logps/chosen=-\d+\.\d{2}, loss=\d+\.\d{3}, teacher/mean_score=-?\d+\.\d{3}, "
-        r"comparisons/created=4$",
+        r"logps/chosen=-\d+\.\d{2}, loss=\d+\.\d{3}, "
+        r"teacher/win_rate=[01]\.\d{3} ± 0\.\d{3}, kl/sequence=-?\d+\.\d{3}, "
+        r"teacher/mean_score=-?\d+\.\d{3}, comparisons/created=4$",
         report,
     ), report
 
@@ -210,14 +211,22 @@ def test_run_loop_and_the_dashboard_show_a_text_rounds_dpo_metrics(
         "DPO reward margin",
         "log p(chosen)",
         "DPO loss",
+        "Teacher win rate over the reference",
+        "Sequence KL to the reference",
         "Teacher score of samples",
         "Comparisons made",
     ]
     (row,) = page.context["rows"]
     assert row["round"] == 1 and None not in row["cells"]
+    metrics = page.context["history"][0]
+    win_rate = f"{metrics['teacher/win_rate']:.3f} ± {metrics['teacher/win_rate_se']:.3f}"
+    assert row["cells"][4] == win_rate and row["cells"][5] == f"{metrics['kl/sequence']:.3f}"
+    assert win_rate in report and f"kl/sequence={metrics['kl/sequence']:.3f}" in report
     rounds_table = page.content.decode().split('id="rounds"')[1].split("</table>")[0]
     assert "–" not in rounds_table and "<td>4</td>" in rounds_table
     assert b'id="curves"' in page.content
+    plotted = [metric for metric, *_ in selectors.plotted_series(page.context["history"])]
+    assert {"teacher/win_rate", "kl/sequence"} <= set(plotted)
     assert 'Words <small class="progress">· Text (language-model responses)</small>' in (
         page.content.decode()
     )

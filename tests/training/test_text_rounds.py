@@ -5,18 +5,10 @@ import pytest
 
 from labeling.models import Comparison, Item
 from tests.ml.lm.lm_fixtures import demo_prompts, tiny_lm_dir
-from tests.training.rounds import judge_all, wait_until_finished
+from tests.training.rounds import judge_all, round_via_api
 from training import artifacts
 from training.ml.lm import lm
-from training.models import Policy, RewardModel, Run
-
-
-def _round(client, project) -> Run:
-    response = client.post(f"/api/projects/{project.slug}/rounds/")
-    assert response.status_code == 202, response.json()
-    round_run = wait_until_finished(Run.objects.get(pk=response.json()["id"]), timeout=300)
-    assert round_run.status == "succeeded", round_run.error
-    return round_run
+from training.models import Policy, RewardModel
 
 
 @pytest.mark.worker
@@ -35,11 +27,11 @@ def test_dpo_then_reward_model_and_policy_gradient_rounds_on_a_worker(
     project = make_project(kind="text", config=config, round_size=10_000)
     client = api_client_for(make_user(staff=True))
 
-    _round(client, project)  # round 1: sample from the base model
+    round_via_api(client, project)  # round 1: sample from the base model
     assert Comparison.objects.filter(project=project).count() == 6
     assert judge_all(project) == 6  # K = 3 rankings by the lexicon teacher
 
-    dpo_round = _round(client, project)  # round 2: DPO on the rankings
+    dpo_round = round_via_api(client, project)  # round 2: DPO on the rankings
     dpo_metrics = dpo_round.steps.get(kind="improve_policy").metrics
     assert {"rewards/margins", "rewards/accuracies", "logps/chosen", "kl"} & set(dpo_metrics)
     assert dpo_round.steps.get(kind="fit_reward_model").metrics == {"reward/skipped": 1}
@@ -54,7 +46,7 @@ def test_dpo_then_reward_model_and_policy_gradient_rounds_on_a_worker(
     assert judge_all(project) == 6
     project.config = {**project.config, "algorithm": "reinforce"}
     project.save()
-    pg_round = _round(client, project)  # round 3: reward model, then REINFORCE with KL
+    pg_round = round_via_api(client, project)  # round 3: reward model, then REINFORCE with KL
     reward_model = RewardModel.objects.get(project=project)
     assert "reward/heldout_accuracy" in reward_model.metrics or reward_model.metrics
     pg_metrics = pg_round.steps.get(kind="improve_policy").metrics

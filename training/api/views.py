@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,8 +14,8 @@ from core.api.permissions import require_permission
 from core.api.serializers import ErrorSerializer
 from core.errors import NotFound
 from labeling import selectors
+from training import policy_export, services
 from training import selectors as training_selectors
-from training import services
 from training.api.serializers import RunSerializer, TrainingStatusSerializer
 from training.models import Policy, Run
 
@@ -46,10 +46,35 @@ class RoundsView(APIView):
 
 
 class PolicyExportView(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): bytes, 404: ErrorSerializer})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "weights",
+                enum=list(policy_export.WEIGHTS),
+                description=(
+                    "Text projects with config.lora, whose versions store a LoRA adapter: "
+                    "merged (the default), the adapter folded into the base, a plain model "
+                    "directory; or adapter, the adapter alone (adapter_config.json, "
+                    "adapter_model.safetensors and the tokenizer, which peft loads on the "
+                    "base). A policy trained in full has only merged, its whole weights."
+                ),
+            )
+        ],
+        responses={
+            (200, "application/octet-stream"): bytes,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="weights other than merged or adapter, or adapter for a policy "
+                "trained in full.",
+            ),
+            404: ErrorSerializer,
+        },
+    )
     def get(self, request, policy_id: int):
         """Download a policy version's checkpoint (staff). For a text project it is a zip
-        of a Hugging Face model directory (save_pretrained: config, weights, tokenizer)."""
+        of a Hugging Face model directory (save_pretrained: config, weights, tokenizer), or
+        of a LoRA adapter with ``weights=adapter``. Merging an adapter loads the model in
+        this process; for a large one, ``manage.py export_policy`` on a worker does it."""
         policy = Policy.objects.filter(
             pk=policy_id, project__in=selectors.visible_projects(request.user)
         ).first()
@@ -60,11 +85,18 @@ class PolicyExportView(APIView):
             raise NotFound(
                 f"Policy {policy_id}'s checkpoint {policy.checkpoint.name} is missing from storage."
             )
+        weights = policy_export.checked_weights(policy, request.query_params.get("weights"))
         suffix = Path(policy.checkpoint.name).suffix
+        name = f"{policy.project.slug}-policy-v{policy.version}"
+        if policy_export.needs_merge(policy, weights):
+            archive = policy_export.merged_archive(policy)
+            return FileResponse(archive, as_attachment=True, filename=f"{name}{suffix}")
+        if weights == "adapter":
+            name += "-adapter"
         return FileResponse(
             default_storage.open(policy.checkpoint.name, "rb"),
             as_attachment=True,
-            filename=f"{policy.project.slug}-policy-v{policy.version}{suffix}",
+            filename=f"{name}{suffix}",
         )
 
 

@@ -8,6 +8,7 @@ is imported only when an environment id is checked.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +36,7 @@ MODEL_BASED_ALGORITHMS = ("policy_iteration", "value_iteration")
 TABULAR_ALGORITHMS = (*MODEL_BASED_ALGORITHMS, "mc_control", "sarsa", "q_learning")
 TRAJECTORY_ALGORITHMS = (*POLICY_GRADIENT_ALGORITHMS, *TABULAR_ALGORITHMS)
 TEXT_ALGORITHMS = ("dpo", "ppo", "reinforce")
+MAX_PROCESSES = 64  # torchrun processes of one text training step
 
 
 # Optimiser hyperparameters a trajectory project may override, per algorithm (the fields of
@@ -87,6 +89,31 @@ RELIABILITY_KEYS = {
 }
 
 
+def _lora_dropout(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+        return f"must be a number in [0, 1), got {v!r}"
+    return None
+
+
+def _module_names(v: Any) -> str | None:
+    if not isinstance(v, list) or not v or not all(isinstance(m, str) and m for m in v):
+        return (
+            "must be a non-empty list of layer names (c_attn for GPT-2, q_proj and v_proj "
+            f"for Llama, say), or left out for peft's default for the model; got {v!r}"
+        )
+    return None
+
+
+# LoRA (Hu et al. 2021) through peft on a text project's policy: off when empty; any key
+# switches it on, the others taking LoraSpec's defaults (training/ml/lm/lora.py).
+LORA_KEYS = {
+    "r": int_in(1, 1024),
+    "alpha": float_in(0.0, 1e6, open_low=True),
+    "dropout": _lora_dropout,
+    "target_modules": _module_names,
+}
+
+
 def _env_id(v: Any) -> str | None:
     if not isinstance(v, str) or not v:
         return f"must be a gymnasium environment id, got {v!r}"
@@ -127,6 +154,19 @@ def _model_dir(v: Any) -> str | None:
     return None
 
 
+# Where a project's steps run and what its forward passes compute in (training/devices.py).
+FORWARD_DTYPES = ("auto", "float32", "bfloat16")  # training.ml.lm.lm.FORWARD_DTYPES
+
+
+def _device(v: Any) -> str | None:
+    if isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+        return None
+    return (
+        "must be auto (the worker's TRAINING_DEVICE setting), cpu, cuda or cuda:N "
+        f"(a GPU's index); got {v!r}"
+    )
+
+
 @dataclass(frozen=True)
 class TextConfig(LabelingConfig):
     """A text project: a local causal LM, its prompts, how it samples and trains (and
@@ -134,6 +174,8 @@ class TextConfig(LabelingConfig):
 
     model_dir: str | None = setting(None, _model_dir)
     prompts: list[str] = setting([], _prompts)
+    # held out for the per-round comparison with the reference (training/kinds/text_eval.py)
+    eval_prompts: list[str] = setting([], _prompts)
     k: int = setting(2, int_in(2, MAX_K))
     temperature: float = setting(1.0, float_in(0.0, 10.0, open_low=True))
     top_p: float = setting(1.0, float_in(0.0, 1.0, open_low=True))
@@ -143,6 +185,24 @@ class TextConfig(LabelingConfig):
     comparisons_per_round: int = setting(32, int_in(1, 100_000))
     seed: int | None = setting(0, optional_seed)
     reliability: dict = setting_group(RELIABILITY_KEYS)
+    lora: dict = setting_group(LORA_KEYS)
+    # auto: the worker's TRAINING_DEVICE; a CUDA device the worker lacks fails the step
+    device: str = setting("auto", _device)
+    # of the LM's forward passes (bf16 autocast; weights and optimiser state stay fp32);
+    # auto: bf16 where the device has it in hardware, else fp32
+    dtype: str = setting("auto", one_of(*FORWARD_DTYPES))
+    # DPO's training step as this many torchrun processes (training/ml/lm/dpo_processes.py):
+    # gloo on the CPU, one GPU each on CUDA; 1 trains in the worker's own process
+    processes: int = setting(1, int_in(1, MAX_PROCESSES))
+
+    def check(self) -> None:
+        """Checks across keys: only DPO trains over several processes."""
+        if self.processes > 1 and self.algorithm != "dpo":
+            raise InvalidConfig(
+                "processes",
+                f"training over several processes is implemented for dpo; {self.algorithm!r} "
+                "samples as it trains and runs in one process: set processes to 1.",
+            )
 
     def missing_for_training(self) -> str | None:
         """What the project must set before it can train, or None."""
@@ -179,6 +239,12 @@ class TrajectoryConfig(LabelingConfig):
     ppo: dict = setting_group(PPO_KEYS)
     a2c: dict = setting_group(A2C_KEYS)
     reinforce: dict = setting_group(REINFORCE_KEYS)
+    # auto: the worker's TRAINING_DEVICE; a CUDA device the worker lacks fails the step
+    device: str = setting("auto", _device)
+    # Accepted for one vocabulary across kinds, but the control nets (two layers of 64) and
+    # reward ensembles always train in fp32: at their size bf16 saves no time, and its 8-bit
+    # mantissa blurs PPO's probability ratios and the Bradley-Terry margins.
+    dtype: str = setting("auto", one_of(*FORWARD_DTYPES))
     reliability: dict = setting_group(RELIABILITY_KEYS)
 
     @property

@@ -4,11 +4,16 @@ Policies and reward models are Hugging Face model directories (``save_pretrained
 stored zipped. DPO trains on the judged pairs directly and skips the reward model; PPO and
 REINFORCE fit r_θ(x, y) first and optimise r_θ − β·KL(π‖π_ref), π_ref being the policy
 the round started from.
+
+With config.lora each policy version stores only a LoRA adapter on config.model_dir
+(training/ml/lm/lora.py), version 0 a fresh one; only the adapter trains, and π_ref is
+the base with the adapter switched off, for DPO and the policy gradient alike.
 """
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from itertools import groupby
 
 import numpy as np
@@ -19,10 +24,13 @@ from labeling.models import Item, Project
 from labeling.selectors import Preference, preferences
 from training import artifacts
 from training.artifacts import NewItem
+from training.devices import step_device, step_dtype, worker_device
+from training.kinds import text_eval
 from training.kinds.config import TextConfig, reliability_enabled
 from training.kinds.reliability import ANNOTATORS_METRIC, reliability_metrics, reliability_settings
-from training.ml.lm import lm
+from training.ml.lm import lm, lora
 from training.ml.lm.dpo import train_dpo
+from training.ml.lm.dpo_processes import train_dpo_in_processes
 from training.ml.lm.lm_policy_gradient import train_lm_policy_gradient
 from training.ml.lm.lm_reward import (
     ComparisonGroup,
@@ -31,7 +39,7 @@ from training.ml.lm.lm_reward import (
     load_lm_reward_model,
     save_lm_reward_model,
 )
-from training.ml.lm.text_teacher import lexicon_score, load_lexicon, text_judgeable
+from training.ml.lm.text_teacher import text_judgeable
 from training.ml.reliability import ReliabilityConfig, flip_posterior
 from training.models import Policy, RewardModel
 from training.steps import StepContext, StepResult, finite_metrics, new_version, reward_fit_metrics
@@ -40,7 +48,6 @@ MIN_JUDGEMENTS_TO_FIT = 4
 REWARD_EPOCHS = 3
 DPO_EPOCHS = 2
 PG_ITERATIONS = 8
-DEFAULT_TEACHER_PROMPT = "Question: How was your day?\nAnswer:"
 # Beside a reward model fitted with reliability: {"judgement:a:b": the out-of-sample
 # posterior that the label is right} of the pairs it trained on, for DPO's weights.
 LABEL_WEIGHTS_FILE = "label_weights.json"
@@ -143,15 +150,53 @@ def dpo_weights(
     }
 
 
-def _load_policy(project: Project, config: TextConfig):
-    """(the newest Policy row or None, model, tokenizer): the base model before any round."""
+def lora_spec(config: TextConfig) -> lora.LoraSpec | None:
+    """config.lora as a LoraSpec (what it leaves out takes LoraSpec's defaults), or None
+    when it is empty: full fine-tuning."""
+    if not config.lora:
+        return None
+    given = dict(config.lora)
+    if "target_modules" in given:
+        given["target_modules"] = tuple(given["target_modules"])
+    return lora.LoraSpec(**given)
+
+
+def _load_policy(project: Project, config: TextConfig, *, train_seed: int | None = None):
+    """(the newest Policy row or None, model, tokenizer): the base model before any round.
+
+    A stored adapter (a LoRA version) comes on its base, config.model_dir, merged into it:
+    a plain model to sample or score with. Given train_seed, the policy is loaded to train:
+    with config.lora, its stored adapter trainable, or a fresh adapter drawn from train_seed
+    on the base; without, a plain model (a stored adapter merged) trained in full."""
     row = artifacts.latest(Policy, project)
+    spec = lora_spec(config) if train_seed is not None else None
     if row is None:
         model, tokenizer = lm.load_causal_lm(config.model_dir)
-        return None, model, tokenizer
-    with artifacts.local_directory(row.checkpoint) as path:
-        model, tokenizer = lm.load_policy(path)
+    else:
+        with artifacts.local_directory(row.checkpoint) as path:
+            adapter = lora.is_adapter_directory(path)
+            if spec is not None and not adapter and row.version > 0:
+                raise InvalidInput(
+                    f"Project {project.slug!r} has config.lora, but its policy v{row.version} "
+                    "was trained in full and LoRA adapts config.model_dir: remove config.lora, "
+                    "or start a new project with it."
+                )
+            if spec is not None and not adapter:  # v0 stored whole: the base itself
+                model, tokenizer = lm.load_causal_lm(config.model_dir)
+            else:
+                model, tokenizer = lora.load_policy(
+                    path, base_dir=config.model_dir, trainable=spec is not None, merge=spec is None
+                )
+    if spec is not None and not lora.has_adapter(model):
+        model = lora.add_adapter(model, spec, seed=train_seed)
     return row, model, tokenizer
+
+
+def _as_initial_policy(model, config: TextConfig, seed: int):
+    """What version 0 stores: the base, or with config.lora a fresh adapter on it (B = 0,
+    so the base's behaviour, in a few kilobytes)."""
+    spec = lora_spec(config)
+    return model if spec is None else lora.add_adapter(model, spec, seed=seed)
 
 
 def _store_policy(project: Project, model, tokenizer) -> str:
@@ -160,30 +205,13 @@ def _store_policy(project: Project, model, tokenizer) -> str:
     )
 
 
-def _teacher_score(model, tokenizer, config: TextConfig, seed: int) -> dict[str, float]:
-    """The synthetic teacher's mean score of fresh samples: how the policy does on the
-    rule the simulated annotators judge by (a figure for the dashboard)."""
-    samples = lm.sample_responses(
-        model=model,
-        tokenizer=tokenizer,
-        prompts=config.prompts[:8] or [DEFAULT_TEACHER_PROMPT],
-        k=2,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_new_tokens=config.max_new_tokens,
-        seed=seed + 7,
-    )
-    lexicon = load_lexicon()
-    scores = [lexicon_score(text, lexicon) for group in samples for text in group]
-    return {"teacher/mean_score": float(np.mean(scores))}
-
-
 class TextKind:
     name = "text"
     config_type = TextConfig
 
     def fit_reward_model(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
+        device = step_device(config)
         if config.algorithm == "dpo" and not reliability_enabled(config):
             # DPO learns from the pairs directly; with reliability weighting a reward model
             # still estimates each annotator's flip rate, and DPO weighs its pairs by them.
@@ -199,6 +227,8 @@ class TextKind:
             rankings=groups,
             epochs=REWARD_EPOCHS,
             seed=context.seed,
+            device=device,
+            dtype=step_dtype(config, device),
             reliability=reliability_settings(config),
             progress=lambda f: context.progress(0.9 * f),
         )
@@ -221,7 +251,11 @@ class TextKind:
 
     def improve_policy(self, context: StepContext) -> StepResult:
         project, config, seed = context.project, context.config, context.seed
-        _, policy, tokenizer = _load_policy(project, config)
+        device = step_device(config)
+        dtype = step_dtype(config, device)
+        _, policy, tokenizer = _load_policy(project, config, train_seed=seed)
+        # π_ref: the round's starting policy; a LoRA policy's base with adapters disabled.
+        reference = lora.reference_of(policy)
         weighting: dict = {}
         if config.algorithm == "dpo":
             judged = judged_dpo_pairs(project)
@@ -230,15 +264,25 @@ class TextKind:
             weights = None
             if (settings := reliability_settings(config)) is not None:
                 weights, weighting = dpo_weights(project, judged, settings)
-            # DPO, Rafailov et al. 2023; the reference is the policy this round started from.
-            train_metrics = train_dpo(
+            # DPO, Rafailov et al. 2023; the reference is the policy this round started from
+            # (None), or a LoRA policy's base. With config.processes > 1, torchrun processes
+            # train it (training/ml/lm/dpo_processes.py): the same arguments and result.
+            train = (
+                train_dpo
+                if config.processes == 1
+                else partial(train_dpo_in_processes, processes=config.processes)
+            )
+            train_metrics = train(
                 policy=policy,
+                reference=reference,
                 tokenizer=tokenizer,
                 pairs=[texts for texts, _ in judged],
                 weights=weights,
                 beta=config.beta,
                 epochs=DPO_EPOCHS,
                 seed=seed,
+                device=device,
+                dtype=dtype,
                 progress=lambda f: context.progress(0.8 * f),
             )
         else:
@@ -246,11 +290,11 @@ class TextKind:
             if reward_row is None:
                 return StepResult({"policy/skipped": 1})
             with artifacts.local_directory(reward_row.checkpoint) as path:
-                reward_model = load_lm_reward_model(path)
+                reward_model = load_lm_reward_model(path, device=device)
             train_metrics = train_lm_policy_gradient(
                 algorithm=config.algorithm,
                 policy=policy,
-                reference=lm.frozen_copy(policy),
+                reference=lm.frozen_copy(policy) if reference is None else reference,
                 tokenizer=tokenizer,
                 reward_fn=reward_model.score,
                 prompts=prompts_of(project, config),
@@ -261,12 +305,21 @@ class TextKind:
                 max_new_tokens=config.max_new_tokens,
                 iterations=PG_ITERATIONS,
                 seed=seed,
+                device=device,
+                dtype=dtype,
                 progress=lambda f: context.progress(0.8 * f),
             )
         metrics = {
             **finite_metrics(train_metrics),
             **weighting,
-            **_teacher_score(policy, tokenizer, config, seed),
+            # teacher/win_rate (± _se), kl/sequence, teacher/mean_score vs the base model
+            **text_eval.reference_metrics(
+                policy,
+                tokenizer,
+                config,
+                seed=seed + 7,
+                progress=lambda f: context.progress(0.8 + 0.15 * f),
+            ),
         }
         name = _store_policy(project, policy, tokenizer)
 
@@ -274,23 +327,30 @@ class TextKind:
 
     def generate_comparisons(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
+        device = worker_device()  # the render queue's worker (training/devices.py)
         parent, policy, tokenizer = _load_policy(project, config)
         all_prompts = prompts_of(project, config)
         n = config.comparisons_per_round
         start = (context.step.number - 1) * n
         prompts = [all_prompts[(start + i) % len(all_prompts)] for i in range(n)]
-        samples = lm.sample_responses(
-            model=policy,
-            tokenizer=tokenizer,
-            prompts=prompts,
-            k=config.k,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_new_tokens=config.max_new_tokens,
-            seed=context.seed,
-            progress=lambda f: context.progress(0.8 * f),
+        with lm.autocast_to(lm.forward_dtype(step_dtype(config, device), device), device):
+            samples = lm.sample_responses(
+                model=policy.to(device),
+                tokenizer=tokenizer,
+                prompts=prompts,
+                k=config.k,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_new_tokens=config.max_new_tokens,
+                seed=context.seed,
+                device=device,
+                progress=lambda f: context.progress(0.8 * f),
+            )
+        initial = (
+            None
+            if parent
+            else _store_policy(project, _as_initial_policy(policy, config, context.seed), tokenizer)
         )
-        initial = None if parent else _store_policy(project, policy, tokenizer)
         data = {"policy_version": parent.version if parent else 0}
         items, comparisons = [], []
         for prompt, responses in zip(prompts, samples, strict=True):

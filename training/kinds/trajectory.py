@@ -1,15 +1,21 @@
 """The trajectory loop (Christiano et al. 2017): a Bradley-Terry reward ensemble over
 (o, a), a policy-gradient optimiser against its normalised mean, and pairs of new segments
 chosen at random or by the ensemble's disagreement, with clips for the chosen ones only.
+
+Every step runs on the project's device (training/devices.py) in fp32: config.dtype is
+accepted but the control nets are too small for bf16 to pay. Checkpoints hold CPU tensors
+and load onto whichever device the step has.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from labeling.models import Item, Project
 from training import artifacts
 from training.artifacts import NewItem
+from training.devices import step_device, worker_device
 from training.kinds.config import TrajectoryConfig
 from training.kinds.reliability import reliability_metrics, reliability_settings
 from training.ml.control import checkpoints, replay, selection
@@ -57,23 +63,24 @@ REWARD_EPOCHS = 40
 DISAGREEMENT_OVERSAMPLE = 4
 
 
-def _load_reward_ensemble(project: Project):
-    """(the newest RewardModel row, its ensemble), or (None, None)."""
+def _load_reward_ensemble(project: Project, *, device: torch.device):
+    """(the newest RewardModel row, its ensemble on ``device``), or (None, None)."""
     row = artifacts.latest(RewardModel, project)
     if row is None:
         return None, None
     with artifacts.local_copy(row.checkpoint) as path:
-        return row, checkpoints.load_reward_ensemble(path)
+        return row, checkpoints.load_reward_ensemble(path, device=device)
 
 
-def _load_policy(project: Project, config: TrajectoryConfig, *, seed: int):
-    """(the newest Policy row or None, the policy, its optimiser's TrainingState): a fresh
-    policy and an empty state before any round."""
+def _load_policy(project: Project, config: TrajectoryConfig, *, seed: int, device: torch.device):
+    """(the newest Policy row or None, the policy on ``device``, its optimiser's
+    TrainingState): a fresh policy and an empty state before any round."""
     row = artifacts.latest(Policy, project)
     if row is None:
-        return None, policy_for_env(config.env_id, seed=seed), TrainingState()
+        return None, policy_for_env(config.env_id, seed=seed).to(device), TrainingState()
     with artifacts.local_copy(row.checkpoint) as path:
-        return row, checkpoints.load_policy(path), checkpoints.load_training_state(path)
+        policy = checkpoints.load_policy(path, device=device)
+        return row, policy, checkpoints.load_training_state(path)
 
 
 def _store_checkpoint(project: Project, kind: str, obj, training_state=None) -> str:
@@ -95,27 +102,35 @@ def optimizer_config(config: TrajectoryConfig, policy: ActorCritic):
     )
 
 
-def evaluation_metrics(config: TrajectoryConfig, policy: ActorCritic, *, seed: int) -> dict:
-    """The policy's true return over ``eval_episodes`` deterministic episodes, with its
-    standard error."""
+def evaluation_metrics(
+    config: TrajectoryConfig, policy: ActorCritic, *, seed: int, device: torch.device
+) -> dict:
+    """The policy's (on ``device``) true return over ``eval_episodes`` deterministic
+    episodes, with its standard error."""
     returns = episode_returns(
-        env_id=config.env_id, policy=policy, episodes=config.eval_episodes, seed=seed
+        env_id=config.env_id,
+        policy=policy,
+        episodes=config.eval_episodes,
+        seed=seed,
+        device=device,
     )
     se = float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else 0.0
     return {"charts/true_return": float(returns.mean()), "charts/true_return_se": se}
 
 
-def _candidates(project: Project, config: TrajectoryConfig, *, newest, n: int, seed: int, progress):
+def _candidates(
+    project: Project, config: TrajectoryConfig, *, newest, n: int, seed: int, device, progress
+):
     """``n`` candidate segments, in equal shares from the newest ``recent_policies``
-    policies (the newest first), shuffled; and the policy version of each. progress(f)
-    as they are collected."""
+    policies (the newest first, on ``device``), shuffled; and the policy version of each.
+    progress(f) as they are collected."""
     parent, policy = newest
     policies = [(parent.version if parent else 0, policy)]
     if parent is not None and config.recent_policies > 1:
         older = Policy.objects.filter(project=project, version__lt=parent.version)
         for row in older.order_by("-version")[: config.recent_policies - 1]:
             with artifacts.local_copy(row.checkpoint) as path:
-                policies.append((row.version, checkpoints.load_policy(path)))
+                policies.append((row.version, checkpoints.load_policy(path, device=device)))
     candidates, versions = [], []
     for k, ((version, acting), share) in enumerate(
         zip(policies, np.array_split(np.arange(n), len(policies)), strict=True)
@@ -126,6 +141,7 @@ def _candidates(project: Project, config: TrajectoryConfig, *, newest, n: int, s
             n_segments=len(share),
             segment_length=config.segment_length,
             seed=seed + 100_003 * k,
+            device=device,
             progress=lambda f, k=k: progress((k + f) / len(policies)),
         )
         candidates += found
@@ -142,6 +158,7 @@ class TrajectoryKind:
 
     def fit_reward_model(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
+        device = step_device(config)
         judged = artifacts.judged_segments(project)
         pairs = [(a, b, p) for a, b, p, _ in judged]
         if len(pairs) < MIN_PAIRS_TO_FIT:
@@ -156,6 +173,7 @@ class TrajectoryKind:
             seed=context.seed,
             annotators=[pair.annotator_id for _, _, _, pair in judged],
             reliability=reliability_settings(config),
+            device=device,
             progress=lambda f: context.progress(0.95 * f),
         )
         metrics = reward_fit_metrics({"reward/n_pairs": len(pairs)}, train=fit)
@@ -166,10 +184,11 @@ class TrajectoryKind:
 
     def improve_policy(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
-        reward_row, ensemble = _load_reward_ensemble(project)
+        device = step_device(config)
+        reward_row, ensemble = _load_reward_ensemble(project, device=device)
         if ensemble is None:
             return StepResult({"policy/skipped": 1})
-        _, policy, state = _load_policy(project, config, seed=context.seed)
+        _, policy, state = _load_policy(project, config, seed=context.seed, device=device)
         train_metrics = OPTIMIZERS[config.algorithm](
             env_id=config.env_id,
             policy=policy,
@@ -178,9 +197,10 @@ class TrajectoryKind:
             config=optimizer_config(config, policy),
             state=state,  # training continues across rounds
             seed=context.seed,
+            device=device,
             progress=lambda f: context.progress(0.9 * f),
         )
-        evaluation = evaluation_metrics(config, policy, seed=10_000 + context.seed)
+        evaluation = evaluation_metrics(config, policy, seed=10_000 + context.seed, device=device)
         context.progress(0.97)
         metrics = {
             **finite_metrics(train_metrics),
@@ -196,8 +216,9 @@ class TrajectoryKind:
         n_pairs = config.comparisons_in_batch(comparison_batches_made(project) + 1)
         if n_pairs == 0:  # the label schedule's budget is spent
             return StepResult({"comparisons/created": 0})
-        parent, policy, _ = _load_policy(project, config, seed=seed)
-        _, ensemble = _load_reward_ensemble(project)
+        device = worker_device()  # the render queue's worker (training/devices.py)
+        parent, policy, _ = _load_policy(project, config, seed=seed, device=device)
+        _, ensemble = _load_reward_ensemble(project, device=device)
         strategy = config.selection if ensemble is not None else "random"
         oversample = DISAGREEMENT_OVERSAMPLE if strategy == "disagreement" else 1
         candidates, versions = _candidates(
@@ -206,6 +227,7 @@ class TrajectoryKind:
             newest=(parent, policy),
             n=2 * n_pairs * oversample,
             seed=seed,
+            device=device,
             progress=lambda f: context.progress(0.1 * f),
         )
         segments = [c.segment for c in candidates]

@@ -67,7 +67,7 @@ def test_the_loss_averages_pairs_within_a_ranking_then_rankings_in_a_batch():
 
         table = {"a": 2.0, "b": 0.5, "c": -1.0, "d": 1.0, "e": 0.0}
 
-        def rewards(self, prompts, responses):
+        def rewards(self, prompts, responses, *, dtype=torch.float32):
             return torch.tensor([self.table[r] for r in responses])
 
     groups = comparison_groups([("x", ["a", "b", "c"]), ("y", "d", "e", 0.0)])

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from training.ml.lm import distributed
 from training.ml.lm.lm import (
     collate_prompt_response,
     encode_prompts,
@@ -140,6 +141,8 @@ def _pair_logps(
     """log π(y_w|x), log π(y_l|x) for a batch of B pairs: (B,), (B,). The batch's distinct
     (prompt, response) rows go through the model in one forward pass: 2B rows, fewer where
     pairs share a response (the 6 pairs of a 4-ranking have 4)."""
+    if not prompt_ids:  # a process's empty share of a short batch (distributed.share)
+        return torch.zeros(0, device=device), torch.zeros(0, device=device)
     prompts, responses, index = unique_sequences(
         [*prompt_ids, *prompt_ids], [*chosen_ids, *rejected_ids]
     )
@@ -187,7 +190,7 @@ def _all_pair_logps(
         logps[torch.tensor(chunk, device=device)] = response_logprobs(
             model=model, batch=batch, dtype=dtype
         )
-    logps = logps[torch.tensor(index, device=device)]  # (2N,)
+    logps = logps[torch.tensor(index, dtype=torch.long, device=device)]  # (2N,)
     return logps[:n], logps[n:]
 
 
@@ -242,11 +245,13 @@ def train_dpo(
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[float], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
     """Train ``policy`` in place with DPO on (prompt, chosen, rejected) pairs.
 
     reference: π_ref; None takes the policy as it is before training (the usual choice, and
-    no copy is needed: π_ref's log-probabilities are all computed before the first step).
+    no copy is needed: π_ref's log-probabilities are all computed before the first step);
+    for a LoRA policy, lora.reference_of(policy), its base with the adapters switched off.
     weights: per pair, the probability that its label is right (dpo_loss); None: all
     labels taken as given (or smoothed by label_smoothing).
     dtype: what the forward passes compute in (lm.forward_dtype): "float32", "bfloat16"
@@ -254,7 +259,13 @@ def train_dpo(
     closing_pass: score every pair once more with the trained policy for the metrics;
     False takes them from the last epoch's training batches, as TRL's DPOTrainer logs them
     (each pair as the policy scored it in its step, before that step's update).
-    progress(fraction) after each step.
+    progress(fraction) after each step; on_step(step, loss) too, with the step's number
+    (from 1) and its batch's mean loss.
+
+    Inside a process group (torchrun, training/ml/lm/distributed.py) each process takes its
+    share of every batch, in the order the seed gives them all, and the processes sum their
+    gradients: each step, the loss and the metrics are those of one process on the whole
+    batch (to rounding). Every process trains its own copy to the same weights.
 
     Returns TRL-named metrics, means over pairs: rewards/chosen, rewards/rejected (implicit
     rewards), rewards/margins (their difference), rewards/accuracies (the fraction with
@@ -266,6 +277,7 @@ def train_dpo(
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}.")
     compute_dtype = forward_dtype(dtype, device)
+    _, world = distributed.rank_and_world()
     prompts = [prompt for prompt, _, _ in pairs]
     prompt_ids = encode_prompts(tokenizer, prompts)
     chosen_ids = encode_responses(tokenizer, [chosen for _, chosen, _ in pairs])
@@ -277,23 +289,27 @@ def train_dpo(
     pair_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
     def all_logps(model: PreTrainedModel) -> tuple[Tensor, Tensor]:
-        return _all_pair_logps(
+        mine = distributed.share(range(n))  # all of them in one process
+        chosen, rejected = _all_pair_logps(
             model=model,
-            prompt_ids=prompt_ids,
-            chosen_ids=chosen_ids,
-            rejected_ids=rejected_ids,
+            prompt_ids=[prompt_ids[i] for i in mine],
+            chosen_ids=[chosen_ids[i] for i in mine],
+            rejected_ids=[rejected_ids[i] for i in mine],
             rows=2 * batch_size,
             pad_token_id=pad,
             device=device,
             dtype=compute_dtype,
-        )  # (N,), (N,)
+        )
+        return distributed.gathered(mine, chosen, n), distributed.gathered(mine, rejected, n)
 
     policy.to(device).eval()  # eval: no dropout, gradients still flow
     reference = policy if reference is None else reference.to(device).eval()
     # π_ref is frozen: its log-probabilities are computed once, here.
     reference_chosen, reference_rejected = all_logps(reference)
 
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
+    # Only what trains: with a LoRA adapter (training/ml/lm/lora.py), the adapter's weights.
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)  # the order of the pairs
     steps_per_epoch = (n + batch_size - 1) // batch_size
     epoch_losses: list[Tensor] = []
@@ -302,7 +318,8 @@ def train_dpo(
         epoch_losses, epoch_sums = [], torch.zeros(len(METRIC_NAMES), device=device)
         order = prompt_grouped_order(prompts, generator=generator)
         for step, start in enumerate(range(0, n, batch_size)):
-            idx = order[start : start + batch_size]
+            batch = order[start : start + batch_size]
+            idx = distributed.share(batch)  # this process's pairs of the batch: all, alone
             policy_chosen, policy_rejected = _pair_logps(
                 model=policy,
                 prompt_ids=[prompt_ids[i] for i in idx],
@@ -321,12 +338,16 @@ def train_dpo(
                 label_smoothing=label_smoothing,
                 weights=None if pair_weights is None else pair_weights[idx].to(device),
             )
-            loss = losses.mean()
+            # The batch's mean loss; a process of several takes its share's sum over the
+            # batch's size, and the sum of their gradients is the whole batch's gradient.
+            loss = losses.mean() if world == 1 else losses.sum() / len(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if idx:
+                loss.backward()
+            distributed.sum_gradients(trainable)
             torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
             optimizer.step()
-            epoch_losses.append(loss.detach())
+            epoch_losses.append(distributed.summed(loss.detach()))
             epoch_sums += _pair_metrics(
                 losses=losses,
                 chosen_rewards=chosen_rewards,
@@ -336,10 +357,12 @@ def train_dpo(
             )
             if progress is not None:
                 progress((epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch))
+            if on_step is not None:
+                on_step(epoch * steps_per_epoch + step + 1, epoch_losses[-1].item())
     train_loss = torch.stack(epoch_losses).mean().item()
 
     if not closing_pass:
-        means = (epoch_sums / n).tolist()
+        means = (distributed.summed(epoch_sums) / n).tolist()
         return {**dict(zip(METRIC_NAMES, means, strict=True)), "train/loss": train_loss}
     policy_chosen, policy_rejected = all_logps(policy)
     losses, chosen_rewards, rejected_rewards = dpo_loss(

@@ -29,6 +29,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from training.ml.lm.generation import generate_k_per_prompt
 from training.ml.seeding import torch_seeded
 
 
@@ -68,7 +69,8 @@ def save_policy(
 def load_policy(
     path: str | Path, *, device: torch.device | str = "cpu"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The counterpart of save_policy: (model in eval mode, tokenizer)."""
+    """The counterpart of save_policy for a whole model: (model in eval mode, tokenizer).
+    lora.load_policy reads a LoRA adapter directory too."""
     return load_causal_lm(path, device=device)
 
 
@@ -305,7 +307,8 @@ def generate_response_ids(
 ) -> list[list[list[int]]]:
     """K sampled responses per prompt as token ids (P, K, ·), each cut after its first eos
     (kept) and without padding. temperature 0 decodes greedily. The same seed and
-    batch_size give the same samples. progress(fraction of the prompts) after each batch."""
+    batch_size give the same samples. progress(fraction of the prompts) after each batch.
+    One generate per batch of prompts, each prompt prefilled once for its K (generation.py)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}.")
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -315,7 +318,6 @@ def generate_response_ids(
         top_p=top_p if temperature > 0 else None,
         top_k=0 if temperature > 0 else None,  # no top-k cut: sample from softmax(logits/τ)
         max_new_tokens=max_new_tokens,
-        num_return_sequences=k,
         eos_token_id=eos,
         pad_token_id=pad,
     )
@@ -333,9 +335,12 @@ def generate_response_ids(
             for i, ids in enumerate(chunk):  # left padding
                 input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
                 attention_mask[i, width - len(ids) :] = 1
-            output = model.generate(
+            # each prompt prefilled once, its KV cache shared by its K responses
+            output = generate_k_per_prompt(
+                model=model,
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
+                k=k,
                 generation_config=config,
             )  # (len(chunk)·K, width + new)
             generated = output[:, width:].tolist()

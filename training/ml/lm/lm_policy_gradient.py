@@ -2,7 +2,8 @@
 reference policy: the RL step of InstructGPT (Ouyang et al. 2022, eq. 2, without the
 pretraining-mix term),
     objective(φ) = E_{(x, y) ~ π_φ} [ r_θ(x, y) − β log π_φ(y|x) / π_ref(y|x) ].
-π_ref is the round's starting policy, frozen (lm.frozen_copy).
+π_ref is the round's starting policy, frozen (lm.frozen_copy); for a LoRA policy, its base
+with the adapters switched off (lora.reference_of), the same weights and no copy.
 
 Each iteration samples K responses y to each of a few prompts x, and builds per-token
 rewards as TRL and Ziegler et al. 2019 do: on response token t
@@ -42,9 +43,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.ml.lm.lm import (
     PromptResponseBatch,
+    autocast_to,
     collate_prompt_response,
     decode_responses,
     encode_prompts,
+    forward_dtype,
     generate_response_ids,
     max_positions,
     token_logprobs,
@@ -74,6 +77,7 @@ class LMPolicyGradientConfig:
     clip_coef: float = 0.2  # ε of PPO's clip
     update_epochs: int = 4  # PPO passes over each batch of samples
     num_minibatches: int = 2  # PPO minibatches per pass
+    dtype: str = "auto"  # of the forward passes: "auto", "float32" or "bfloat16" (lm.forward_dtype)
 
 
 def per_token_kl(*, policy_logps: Tensor, reference_logps: Tensor, mask: Tensor) -> Tensor:
@@ -147,12 +151,15 @@ def train_lm_policy_gradient(
     clip_coef: float = LMPolicyGradientConfig.clip_coef,
     update_epochs: int = LMPolicyGradientConfig.update_epochs,
     num_minibatches: int = LMPolicyGradientConfig.num_minibatches,
+    dtype: str = LMPolicyGradientConfig.dtype,
     seed: int,
     device: torch.device | str = "cpu",
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, float]:
     """Train ``policy`` in place by REINFORCE-LOO or PPO against reward_fn − β·KL to
-    ``reference``; progress(fraction) after each iteration.
+    ``reference``; progress(fraction) after each iteration. dtype: what the forward
+    passes, sampling included, compute in (lm.forward_dtype; bf16 under autocast, the
+    log-softmax, weights and optimizer state in fp32).
 
     Returns the last iteration's metrics, measured on its samples before its update:
     reward/mean (mean reward_fn score), kl (mean Σ_t KL_t per sequence), objective/scores,
@@ -167,9 +174,11 @@ def train_lm_policy_gradient(
         raise ValueError("No prompts to sample responses for.")
     if k < 2:
         raise ValueError(f"k must be >= 2: the baseline is the mean of the other samples, got {k}.")
+    compute_dtype = forward_dtype(dtype, device)
     reference.to(device).eval().requires_grad_(False)
     policy.to(device).eval()  # eval: no dropout, gradients still flow
-    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+    # Only what trains: with a LoRA adapter (training/ml/lm/lora.py), the adapter's weights.
+    optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=lr)
     rng = np.random.default_rng(seed)
     prompt_order: list[int] = []
     initial_reward = float("nan")
@@ -181,17 +190,18 @@ def train_lm_policy_gradient(
             prompt_order += rng.permutation(len(prompts)).tolist()
         chosen = [prompts[i] for i in prompt_order[:prompts_per_iteration]]
         prompt_order = prompt_order[prompts_per_iteration:]
-        response_ids = generate_response_ids(
-            model=policy,
-            tokenizer=tokenizer,
-            prompts=chosen,
-            k=k,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=int(rng.integers(2**31)),
-            device=device,
-        )  # (P, K, ·)
+        with autocast_to(compute_dtype, device):
+            response_ids = generate_response_ids(
+                model=policy,
+                tokenizer=tokenizer,
+                prompts=chosen,
+                k=k,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                seed=int(rng.integers(2**31)),
+                device=device,
+            )  # (P, K, ·)
         flat_prompts = [prompt for prompt in chosen for _ in range(k)]  # N = P · K
         flat_responses = [ids for per_prompt in response_ids for ids in per_prompt]
         prompt_ids = encode_prompts(tokenizer, chosen)
@@ -210,8 +220,12 @@ def train_lm_policy_gradient(
 
         # 2. Per-token rewards: −β·KL on every response token, r_θ(x, y) on the last.
         with torch.no_grad():
-            old_logps = token_logprobs(model=policy, batch=batch, temperature=temperature)
-            reference_logps = token_logprobs(model=reference, batch=batch, temperature=temperature)
+            old_logps = token_logprobs(
+                model=policy, batch=batch, temperature=temperature, dtype=compute_dtype
+            )
+            reference_logps = token_logprobs(
+                model=reference, batch=batch, temperature=temperature, dtype=compute_dtype
+            )
         kl = per_token_kl(policy_logps=old_logps, reference_logps=reference_logps, mask=mask)
         rewards = -beta * kl  # (N, T−1)
         last = (mask * torch.arange(mask.shape[1], device=device)).argmax(dim=-1)  # (N,)
@@ -225,7 +239,9 @@ def train_lm_policy_gradient(
 
         # 4. The update.
         if algorithm == "reinforce":
-            logps = token_logprobs(model=policy, batch=batch, temperature=temperature)  # (N, T−1)
+            logps = token_logprobs(
+                model=policy, batch=batch, temperature=temperature, dtype=compute_dtype
+            )  # (N, T−1)
             # REINFORCE with the RLOO baseline, Ahmadian et al. 2024, eq. 5
             loss = -(advantages * logps.sum(dim=-1)).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -246,6 +262,7 @@ def train_lm_policy_gradient(
                 num_minibatches=num_minibatches,
                 max_grad_norm=max_grad_norm,
                 rng=rng,
+                dtype=compute_dtype,
             )
 
         sequence_kl = kl.sum(dim=-1)  # (N,)
@@ -280,6 +297,7 @@ def _ppo_update(
     num_minibatches: int,
     max_grad_norm: float,
     rng: np.random.Generator,
+    dtype: torch.dtype,
 ) -> dict[str, float]:
     """update_epochs passes of clipped-ratio steps over minibatches of one batch of samples."""
     n = len(advantages)
@@ -291,7 +309,9 @@ def _ppo_update(
             idx = order[start : start + minibatch_size]
             minibatch = _subset(batch, idx)
             mask = minibatch.response_mask[:, 1:].float()  # (B, T−1)
-            logps = token_logprobs(model=policy, batch=minibatch, temperature=temperature)
+            logps = token_logprobs(
+                model=policy, batch=minibatch, temperature=temperature, dtype=dtype
+            )
             log_ratio = (logps - old_logps[idx]) * mask  # (B, T−1)
             ratio = log_ratio.exp()  # ρ_t
             advantage = advantages[idx].unsqueeze(-1)  # (B, 1): the sequence's A on each token

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from training.ml.bradley_terry import bradley_terry_loss, ranking_to_pairs
-from training.ml.lm.lm import max_positions, tokenize_prompt_response
+from training.ml.lm.lm import autocast_to, forward_dtype, max_positions, tokenize_prompt_response
 from training.ml.reliability import (
     Fit,
     FlipRates,
@@ -52,6 +52,7 @@ class LMRewardConfig:
     holdout_fraction: float = 0.2
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    dtype: str = "auto"  # of the forward passes: "auto", "float32" or "bfloat16" (lm.forward_dtype)
 
 
 class LMRewardModel(nn.Module):
@@ -77,18 +78,27 @@ class LMRewardModel(nn.Module):
             nn.init.zeros_(model.head.bias)
         return model.to(next(backbone.parameters()).device)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, *, dtype: torch.dtype = torch.float32
+    ) -> Tensor:
         """input_ids, attention_mask (B, T), right-padded as collate_prompt_response pads
-        them → r_θ (B,)."""
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state  # (B, T, H)
+        them → r_θ (B,). dtype: the transformer's (autocast_to); the head is fp32."""
+        with autocast_to(dtype, input_ids.device):
+            hidden = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state  # (B, T, H)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
         last = (attention_mask * positions).argmax(dim=-1)  # (B,) the last real token
         final = hidden[torch.arange(len(last), device=hidden.device), last]  # (B, H)
-        return self.head(final).squeeze(-1)  # (B,)
+        return self.head(final.float()).squeeze(-1)  # (B,)
 
-    def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> Tensor:
+    def rewards(
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[str],
+        *,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
         """r_θ(x_i, y_i), differentiable: (N,)."""
         batch = tokenize_prompt_response(
             tokenizer=self.tokenizer,
@@ -97,7 +107,7 @@ class LMRewardModel(nn.Module):
             max_length=max_positions(self.backbone),
             device=self.head.weight.device,
         )
-        return self(batch.input_ids, batch.attention_mask)
+        return self(batch.input_ids, batch.attention_mask, dtype=dtype)
 
     @torch.no_grad()
     def score(
@@ -187,7 +197,11 @@ def comparison_groups(
 
 
 def group_losses(
-    *, model: LMRewardModel, groups: Sequence[ComparisonGroup], as_judged: bool = False
+    *,
+    model: LMRewardModel,
+    groups: Sequence[ComparisonGroup],
+    as_judged: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
     """Each group's eq. 1 loss, (G,), and per group (r_i − r_j, P[i ≻ j] as judged) of its
     pairs, each (C,). The loss fits each group's targets where it has them, unless
@@ -195,7 +209,7 @@ def group_losses(
     forward pass."""
     prompts = [g.prompt for g in groups for _ in g.responses]
     responses = [r for g in groups for r in g.responses]
-    rewards = model.rewards(prompts, responses)  # (ΣK,) each response scored once
+    rewards = model.rewards(prompts, responses, dtype=dtype)  # (ΣK,) each response once
     losses, differences = [], []
     offset = 0
     for group in groups:
@@ -246,14 +260,14 @@ class LMRewardFitMetrics:
 
 @torch.no_grad()
 def _evaluate(
-    model: LMRewardModel, groups: Sequence[ComparisonGroup], batch_size: int
+    model: LMRewardModel, groups: Sequence[ComparisonGroup], batch_size: int, dtype: torch.dtype
 ) -> tuple[float | None, float | None]:
     if not groups:
         return None, None
     losses, right, decided = [], 0, 0
     for start in range(0, len(groups), batch_size):
         batch_losses, differences = group_losses(
-            model=model, groups=groups[start : start + batch_size], as_judged=True
+            model=model, groups=groups[start : start + batch_size], as_judged=True, dtype=dtype
         )
         losses.append(batch_losses)
         for difference, p in differences:
@@ -282,6 +296,7 @@ def _cross_fitted_flip_rates(
     new_optimizer: Callable,
     train_epochs: Callable,
     batch_size: int,
+    dtype: torch.dtype,
 ) -> FlipRates:
     """EM over the training groups' labels (reliability.py), each label judged by a copy of
     r_θ that never saw it: two judges, each fitted on one half of the groups and judging
@@ -301,7 +316,7 @@ def _cross_fitted_flip_rates(
             train_epochs(judge, optimizer, others, schedule[iteration])
             own = [g for g, f in zip(train, folds, strict=True) if f == fold]
             margins[torch.as_tensor(owner == fold)] = pair_margins(
-                judge, own, batch_size=batch_size
+                judge, own, batch_size=batch_size, dtype=dtype
             ).double()
         return Fit(margins)
 
@@ -310,12 +325,18 @@ def _cross_fitted_flip_rates(
 
 @torch.no_grad()
 def pair_margins(
-    model: LMRewardModel, groups: Sequence[ComparisonGroup], *, batch_size: int
+    model: LMRewardModel,
+    groups: Sequence[ComparisonGroup],
+    *,
+    batch_size: int,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """r_θ(x, y_i) − r_θ(x, y_j) of every judged pair of ``groups``, in order: (ΣC,)."""
     margins = []
     for start in range(0, len(groups), batch_size):
-        _, differences = group_losses(model=model, groups=groups[start : start + batch_size])
+        _, differences = group_losses(
+            model=model, groups=groups[start : start + batch_size], dtype=dtype
+        )
         margins += [difference.cpu() for difference, _ in differences]
     return torch.cat(margins) if margins else torch.zeros(0)
 
@@ -330,6 +351,7 @@ def fit_lm_reward_model(
     holdout_fraction: float = LMRewardConfig.holdout_fraction,
     weight_decay: float = LMRewardConfig.weight_decay,
     max_grad_norm: float = LMRewardConfig.max_grad_norm,
+    dtype: str = LMRewardConfig.dtype,
     seed: int,
     device: torch.device | str = "cpu",
     reliability: ReliabilityConfig | None = None,
@@ -339,7 +361,8 @@ def fit_lm_reward_model(
 
     holdout_fraction of the groups (chosen with seed; a ranking's pairs stay together) is
     held out for the metrics. The model runs without dropout. progress(fraction) after
-    each step. The model is moved to device.
+    each step. The model is moved to device. dtype: what the forward passes compute in
+    (lm.forward_dtype; bf16 under autocast, the head and the loss in fp32).
 
     With ``reliability``, each group's annotator (ComparisonGroup.annotator) gets a flip
     rate learned by EM (training/ml/reliability.py) on the training groups, with two
@@ -359,6 +382,7 @@ def fit_lm_reward_model(
     heldout = [groups[i] for i in order[:n_heldout]]
     train = [groups[i] for i in order[n_heldout:]]
 
+    compute_dtype = forward_dtype(dtype, device)
     model.to(device).eval()  # eval: no dropout, gradients still flow
     steps_per_epoch = (len(train) + batch_size - 1) // batch_size
     total_steps = epochs * steps_per_epoch
@@ -373,7 +397,7 @@ def fit_lm_reward_model(
             shuffled = [fitted[i] for i in rng.permutation(len(fitted))]
             for start in range(0, len(shuffled), batch_size):
                 batch_losses, _ = group_losses(
-                    model=net, groups=shuffled[start : start + batch_size]
+                    model=net, groups=shuffled[start : start + batch_size], dtype=compute_dtype
                 )  # (G,)
                 loss = batch_losses.mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -397,6 +421,7 @@ def fit_lm_reward_model(
             new_optimizer=adamw,
             train_epochs=train_epochs,
             batch_size=batch_size,
+            dtype=compute_dtype,
         )
         fitted = with_targets(train, found.targets)
         label_weights = [None] * len(groups)
@@ -405,8 +430,8 @@ def fit_lm_reward_model(
             label_weights[index] = tuple(weights.tolist())
     train_epochs(model, adamw(model), fitted, epochs)
 
-    train_loss, train_accuracy = _evaluate(model, train, batch_size)
-    heldout_loss, heldout_accuracy = _evaluate(model, heldout, batch_size)
+    train_loss, train_accuracy = _evaluate(model, train, batch_size, compute_dtype)
+    heldout_loss, heldout_accuracy = _evaluate(model, heldout, batch_size, compute_dtype)
     return LMRewardFitMetrics(
         train_loss=float(train_loss),
         train_accuracy=train_accuracy,
