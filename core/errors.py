@@ -15,6 +15,15 @@ class InvalidInput(DomainError):
     status_code = 400
 
 
+class InvalidField(InvalidInput):
+    """A request field's value is wrong (or missing); ``field`` names it, and the API
+    answers {"detail": ..., "field": ...}."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class InvalidConfig(InvalidInput):
     """A project config value is wrong; ``key`` names it."""
 

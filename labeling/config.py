@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from core.errors import InvalidConfig
+from labeling.feedback import DEFAULT_CRITERIA, FEEDBACK_KEYS, check_criteria
 
 MAX_K = 8  # the most candidates a comparison may rank
 
@@ -194,6 +195,11 @@ class LabelingConfig:
     # The level the dashboard forecasts labels for: a reward model's held-out accuracy in
     # (0, 1) for text and trajectory projects, a regret ≥ 0 for tabular ones; null: none.
     label_target: float | None = setting(None, optional(float_in(0.0, 1e9)))
+    # What an answer carries beside its choice (labeling/feedback.py): {"strength",
+    # "ratings", "critique", "edit": "optional" | "required", "both_bad": bool}; {} none.
+    feedback: dict = setting_group(FEEDBACK_KEYS)
+    # The rated criteria and their weights in the policy's reward (labeling/feedback.py).
+    criteria: list = setting(DEFAULT_CRITERIA, check_criteria)
 
 
 def revise_window_s(kind: str, raw: Any) -> int:

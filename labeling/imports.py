@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -71,14 +72,23 @@ def import_jsonl(
     store it once. ``progress`` hears the share of the file read, every
     PROGRESS_EVERY lines (before anything is stored, outside the transaction).
     """
+    if len(data) > settings.IMPORT_MAX_BYTES:
+        raise too_large(len(data))
+    return import_lines(project=project, lines=_parse_json(data, progress), importer=importer)
+
+
+def import_lines(
+    *, project: Project, lines: Iterable[tuple[int, Any]], importer: AbstractBaseUser
+) -> ImportResult:
+    """import_jsonl's work on lines already parsed: (line number, JSON value) pairs, each
+    a line form of import_jsonl (manage.py import_dataset maps a dataset's rows to them).
+    All or nothing, duplicates skipped, as import_jsonl."""
     if project.kind != Project.Kind.TEXT:
         raise InvalidInput(
             f"Project {project.slug!r} is a {project.kind} project; JSONL import is for text "
             "projects."
         )
-    if len(data) > settings.IMPORT_MAX_BYTES:
-        raise too_large(len(data))
-    rows = list(_parse(data, progress))
+    rows = [_row(number, obj) for number, obj in lines]
     if not rows:
         raise ImportRejected(None, "the file holds no JSON lines")
     with transaction.atomic():
@@ -139,7 +149,7 @@ def _new_rows(project: Project, rows: list[_Row]) -> list[_Row]:
     return new
 
 
-def _parse(data: bytes, progress: Callable[[float], None] | None = None):
+def _parse_json(data: bytes, progress: Callable[[float], None] | None = None):
     read = 0
     for number, raw in enumerate(data.split(b"\n"), start=1):
         read += len(raw) + 1
@@ -159,7 +169,7 @@ def _parse(data: bytes, progress: Callable[[float], None] | None = None):
             raise ImportRejected(number, "JSON nested too deep") from None
         except ValueError as exc:  # an integer of too many digits, say
             raise ImportRejected(number, f"not valid JSON ({exc})") from None
-        yield _row(number, obj)
+        yield number, obj
 
 
 def _row(number: int, obj) -> _Row:

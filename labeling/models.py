@@ -108,6 +108,18 @@ class Item(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
     prompt = models.TextField(blank=True)
     text = models.TextField(blank=True)
+    prompt_messages = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="A conversation's prompt as chat messages [{role, content}] "
+        "(labeling/conversations.py); prompt then holds it flattened. Null for plain text.",
+    )
+    messages = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="A conversation's candidate as assistant messages; text then holds the "
+        "final message's content. Null for plain text.",
+    )
     clip = models.FileField(upload_to="clips/%Y/%m/", blank=True)
     poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
     payload = models.FileField(
@@ -249,6 +261,12 @@ class Judgement(models.Model):
         TIE = "tie", "Tie"
         SKIP = "skip", "Skip"
         RANKING = "ranking", "Ranking"
+        BOTH_BAD = "both_bad", "Both bad"
+
+    class Strength(models.TextChoices):
+        SLIGHT = "slight", "Slightly better"
+        CLEAR = "clear", "Clearly better"
+        STRONG = "strong", "Much better"
 
     class Source(models.TextChoices):
         ANNOTATOR = "annotator", "Annotator"
@@ -263,11 +281,35 @@ class Judgement(models.Model):
     ranking = models.JSONField(
         null=True,
         blank=True,
-        help_text="Item ids best first; empty for a tie or a skip.",
+        help_text="Item ids best first; empty for a tie, a skip or both_bad.",
     )
     shown_order = models.JSONField(help_text="Item ids in the order the annotator saw them.")
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ANNOTATOR)
+    # The project's feedback form (config "feedback") may ask for more than the choice:
+    strength = models.CharField(
+        max_length=10,
+        choices=Strength.choices,
+        blank=True,
+        default="",
+        db_default="",  # the judging SQL inserts rows without naming every column
+        help_text="How much better the winner of a pair is; empty when not given.",
+    )
+    ratings = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Per item id, its rating 1..7 on each criterion: {"12": {"overall": 5}}.',
+    )
+    critique = models.TextField(blank=True, default="", db_default="")
+    edit = models.ForeignKey(
+        Item,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="edit_of_judgements",
+        help_text="The annotator's improved version of the winner: an item of its own "
+        "(in no comparison), ranked above the winner in training and export.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     revised_at = models.DateTimeField(
         null=True,
@@ -304,6 +346,11 @@ class JudgementRevision(models.Model):
     ranking = models.JSONField(null=True, blank=True, help_text="Item ids best first.")
     shown_order = models.JSONField(help_text="Item ids in the order the annotator saw them.")
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    feedback = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The rest of the replaced answer: strength, ratings, critique, edit (item id).",
+    )
     answered_at = models.DateTimeField(
         help_text="When this answer was given (the judgement's creation or an earlier revision)."
     )

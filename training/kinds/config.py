@@ -281,6 +281,13 @@ class TrajectoryConfig(LabelingConfig):
                         "the front_loaded label schedule needs label_budget (comparisons "
                         "in all) and label_rounds (the rounds after the first to spread them over)",
                     )
+        for part in ("ratings", "edit"):
+            if part in self.feedback:
+                raise InvalidConfig(
+                    f"feedback.{part}",
+                    f"{part} are asked of text projects only; a trajectory project's form "
+                    "may have strength, critique and both_bad",
+                )
         if self.selection == "ucb" and not self.tabular:
             raise InvalidConfig(
                 "selection",
