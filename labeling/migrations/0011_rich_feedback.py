@@ -5,60 +5,117 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0010_membership_qualification'),
+        ("labeling", "0010_membership_qualification"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='item',
-            name='messages',
-            field=models.JSONField(blank=True, help_text="A conversation's candidate as assistant messages; text then holds the final message's content. Null for plain text.", null=True),
+            model_name="item",
+            name="messages",
+            field=models.JSONField(
+                blank=True,
+                help_text="A conversation's candidate as assistant messages; text then holds the final message's content. Null for plain text.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='item',
-            name='prompt_messages',
-            field=models.JSONField(blank=True, help_text="A conversation's prompt as chat messages [{role, content}] (labeling/conversations.py); prompt then holds it flattened. Null for plain text.", null=True),
+            model_name="item",
+            name="prompt_messages",
+            field=models.JSONField(
+                blank=True,
+                help_text="A conversation's prompt as chat messages [{role, content}] (labeling/conversations.py); prompt then holds it flattened. Null for plain text.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='judgement',
-            name='critique',
-            field=models.TextField(blank=True, db_default='', default=''),
+            model_name="judgement",
+            name="critique",
+            field=models.TextField(blank=True, db_default="", default=""),
         ),
         migrations.AddField(
-            model_name='judgement',
-            name='edit',
-            field=models.ForeignKey(blank=True, help_text="The annotator's improved version of the winner: an item of its own (in no comparison), ranked above the winner in training and export.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='edit_of_judgements', to='labeling.item'),
+            model_name="judgement",
+            name="edit",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The annotator's improved version of the winner: an item of its own (in no comparison), ranked above the winner in training and export.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="edit_of_judgements",
+                to="labeling.item",
+            ),
         ),
         migrations.AddField(
-            model_name='judgement',
-            name='ratings',
-            field=models.JSONField(blank=True, help_text='Per item id, its rating 1..7 on each criterion: {"12": {"overall": 5}}.', null=True),
+            model_name="judgement",
+            name="ratings",
+            field=models.JSONField(
+                blank=True,
+                help_text='Per item id, its rating 1..7 on each criterion: {"12": {"overall": 5}}.',
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='judgement',
-            name='strength',
-            field=models.CharField(blank=True, choices=[('slight', 'Slightly better'), ('clear', 'Clearly better'), ('strong', 'Much better')], db_default='', default='', help_text='How much better the winner of a pair is; empty when not given.', max_length=10),
+            model_name="judgement",
+            name="strength",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("slight", "Slightly better"),
+                    ("clear", "Clearly better"),
+                    ("strong", "Much better"),
+                ],
+                db_default="",
+                default="",
+                help_text="How much better the winner of a pair is; empty when not given.",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='judgementrevision',
-            name='feedback',
-            field=models.JSONField(blank=True, default=dict, help_text='The rest of the replaced answer: strength, ratings, critique, edit (item id).'),
+            model_name="judgementrevision",
+            name="feedback",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="The rest of the replaced answer: strength, ratings, critique, edit (item id).",
+            ),
         ),
         migrations.AlterField(
-            model_name='judgement',
-            name='choice',
-            field=models.CharField(choices=[('left', 'Left'), ('right', 'Right'), ('tie', 'Tie'), ('skip', 'Skip'), ('ranking', 'Ranking'), ('both_bad', 'Both bad')], max_length=10),
+            model_name="judgement",
+            name="choice",
+            field=models.CharField(
+                choices=[
+                    ("left", "Left"),
+                    ("right", "Right"),
+                    ("tie", "Tie"),
+                    ("skip", "Skip"),
+                    ("ranking", "Ranking"),
+                    ("both_bad", "Both bad"),
+                ],
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='judgement',
-            name='ranking',
-            field=models.JSONField(blank=True, help_text='Item ids best first; empty for a tie, a skip or both_bad.', null=True),
+            model_name="judgement",
+            name="ranking",
+            field=models.JSONField(
+                blank=True,
+                help_text="Item ids best first; empty for a tie, a skip or both_bad.",
+                null=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='judgementrevision',
-            name='choice',
-            field=models.CharField(choices=[('left', 'Left'), ('right', 'Right'), ('tie', 'Tie'), ('skip', 'Skip'), ('ranking', 'Ranking'), ('both_bad', 'Both bad')], max_length=10),
+            model_name="judgementrevision",
+            name="choice",
+            field=models.CharField(
+                choices=[
+                    ("left", "Left"),
+                    ("right", "Right"),
+                    ("tie", "Tie"),
+                    ("skip", "Skip"),
+                    ("ranking", "Ranking"),
+                    ("both_bad", "Both bad"),
+                ],
+                max_length=10,
+            ),
         ),
     ]
