@@ -6,9 +6,7 @@ import json
 import shutil
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from itertools import combinations
 from typing import BinaryIO
 
 from django.contrib.auth import get_user_model
@@ -20,8 +18,8 @@ from django.db.models.fields.files import FieldFile
 from core import sql
 from core.api.permissions import require_permission
 from core.errors import NotFound
-from labeling import qualification
 from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
+from labeling.preferences import preferences
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -142,57 +140,7 @@ def lease_view(
     return [by_id[pk] for pk in assignment.display_order], progress
 
 
-# --- preferences: judgements as training data and export -----------------------------------
-P_BETTER = 1.0  # P[a ≻ b] when a is ranked above b
-P_TIE = 0.5
-
-
-@dataclass(frozen=True)
-class Preference:
-    """One judged pair: P[item a ≻ item b] = ``p`` (1 when a was ranked above b, ½ for
-    a tie), said by ``annotator_id`` in judgement ``judgement_id``."""
-
-    a_id: int
-    b_id: int
-    p: float
-    annotator_id: int
-    judgement_id: int
-
-
-def preferences(
-    project: Project, *, ties: bool = True, comparison_ids: Iterable[int] | None = None
-) -> list[Preference]:
-    """Every judged pair of ``project`` (or of ``comparison_ids`` only), oldest judgement
-    first. A ranking of K items gives its C(K, 2) pairs (better first, p = 1); a tie gives
-    (shown first, shown second, ½) unless ``ties`` is False; skips give nothing. Judgements
-    of gold comparisons count as any other; the gold answer itself is no preference. Pairs
-    with an item that no longer exists are left out, and so are the judgements of members
-    who have not qualified (labeling/qualification.py)."""
-    judgements = Judgement.objects.filter(project=project).exclude(choice=Judgement.Choice.SKIP)
-    if unqualified := qualification.unqualified_annotators(project):
-        judgements = judgements.exclude(annotator_id__in=unqualified)
-    if not ties:
-        judgements = judgements.exclude(choice=Judgement.Choice.TIE)
-    if comparison_ids is not None:
-        judgements = judgements.filter(comparison_id__in=list(comparison_ids))
-    rows = judgements.order_by("pk").values_list(
-        "pk", "annotator_id", "choice", "ranking", "shown_order"
-    )
-    existing = set(Item.objects.filter(project=project).values_list("pk", flat=True))
-    found = []
-    for judgement_id, annotator_id, choice, ranking, shown in rows:
-        if choice == Judgement.Choice.TIE:
-            pairs = [(shown[0], shown[1], P_TIE)]
-        else:
-            pairs = [(a, b, P_BETTER) for a, b in combinations(ranking or [], 2)]
-        found.extend(
-            Preference(a, b, p, annotator_id, judgement_id)
-            for a, b, p in pairs
-            if a in existing and b in existing
-        )
-    return found
-
-
+# --- export ----------------------------------------------------------------------------------
 # Which exports fit which kind of project; the first is the default.
 EXPORT_FORMATS = {
     Project.Kind.TEXT: ("trl", "full"),

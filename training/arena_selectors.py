@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from core.api.permissions import may
 from labeling.models import Comparison, Judgement, Project
-from labeling.selectors import Preference, preferences
+from labeling.preferences import Preference, preferences
 from training.ml.arena_scores import fit_arena_scores, outcome_codes
 from training.models import Arena, ArenaEntry, Policy
 

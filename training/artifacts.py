@@ -26,7 +26,7 @@ from django.db.models.fields.files import FieldFile
 from core import storage
 from labeling import services as labeling_services
 from labeling.models import Item, Project
-from labeling.selectors import Preference, preferences
+from labeling.preferences import Preference, preferences
 from training.ml.control import clips
 from training.ml.control.rollouts import Segment
 from training.models import Policy, RewardModel, Run

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from labeling import selectors, services
+from labeling import preferences, services
 from labeling.models import Membership
 
 RULE = {"gold": 2, "min_accuracy": 0.75}
@@ -75,7 +75,7 @@ def test_below_the_bar_next_is_403_with_the_reason_and_nothing_trains(project, a
     assert refused.status_code == 403
     assert "50%" in refused.json()["detail"] and "needs 75%" in refused.json()["detail"]
     assert _standing(project) == ("failed", 0.5)
-    assert selectors.preferences(project["project"]) == []
+    assert preferences.preferences(project["project"]) == []
 
 
 def test_a_skip_counts_as_a_wrong_qualification_answer(project, api_client_for):
@@ -102,7 +102,7 @@ def test_staff_waive_a_failed_member_and_their_judgements_train(project, api_cli
 
     assert waived.status_code == 200 and waived.json()["qualification"] == "waived"
     assert body["id"] not in project["gold"]
-    assert {p.annotator_id for p in selectors.preferences(project["project"])} == {
+    assert {p.annotator_id for p in preferences.preferences(project["project"])} == {
         project["annie"].pk
     }
 

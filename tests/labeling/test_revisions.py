@@ -11,7 +11,7 @@ import yaml
 from django.test import Client
 from django.urls import reverse
 
-from labeling import selectors, services
+from labeling import preferences, services
 from labeling import stats as labeling_stats
 from labeling.models import Comparison, Judgement, JudgementRevision
 
@@ -371,7 +371,7 @@ def test_exports_preferences_and_stats_use_the_latest_answer(world, make_user, a
     (pair,) = [json.loads(x) for x in b"".join(trl.streaming_content).splitlines()]
     texts = dict(project.items.values_list("pk", "text"))
     assert (pair["chosen"], pair["rejected"]) == (texts[right], texts[left])
-    (preference,) = selectors.preferences(project)
+    (preference,) = preferences.preferences(project)
     assert (preference.a_id, preference.b_id) == (right, left)
 
 

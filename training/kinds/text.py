@@ -21,7 +21,7 @@ import torch
 
 from core.errors import InvalidInput
 from labeling.models import Item, Project
-from labeling.selectors import Preference, preferences
+from labeling.preferences import Preference, preferences
 from training import artifacts
 from training.artifacts import NewItem
 from training.devices import step_device, step_dtype, worker_device
