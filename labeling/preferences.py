@@ -112,3 +112,65 @@ def ratings(project: Project, *, comparison_ids: Iterable[int] | None = None) ->
 def both_bad_count(project: Project) -> int:
     """Judgements that found every candidate bad: counted, not used as preferences."""
     return _judgements(project).filter(choice=Judgement.Choice.BOTH_BAD).count()
+
+
+DESIRABLE_AT = 5  # a weighted rating at or above this is a desirable completion (KTO)
+UNDESIRABLE_AT = 3  # at or below this an undesirable one; between, neither
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One completion judged good or bad on its own (KTO's data): ``item_id`` is
+    ``desirable`` or not, by ``annotator_id`` in judgement ``judgement_id``; ``source`` is
+    "rating", "choice" or "edit"."""
+
+    item_id: int
+    desirable: bool
+    annotator_id: int
+    judgement_id: int
+    source: str
+
+
+def verdicts(
+    project: Project,
+    *,
+    criteria: list[tuple[str, float]],
+    desirable_at: float = DESIRABLE_AT,
+    undesirable_at: float = UNDESIRABLE_AT,
+) -> list[Verdict]:
+    """Each judgement's completions as desirable or undesirable, oldest judgement first.
+
+    Where a judgement rated its items, the ratings decide: an item's weighted mean over
+    ``criteria`` ((name, weight) pairs) at or above ``desirable_at`` is desirable, at or
+    below ``undesirable_at`` undesirable, else left out. A judgement without ratings
+    gives thumbs from its choice: the winner desirable, the last of its ranking
+    undesirable; both_bad makes every item undesirable; ties and skips give nothing. An
+    edit of the winner is desirable either way (``source`` "edit"). Items that no longer exist and unqualified members are left out."""
+    weights = dict(criteria)
+    total = sum(weights.values())
+    rows = (
+        _judgements(project)
+        .exclude(choice=Judgement.Choice.SKIP, ratings=None)
+        .order_by("pk")
+        .values_list("pk", "annotator_id", "choice", "ranking", "shown_order", "ratings", "edit_id")
+    )
+    existing = set(Item.objects.filter(project=project).values_list("pk", flat=True))
+    found = []
+    for judgement_id, annotator_id, choice, ranking, shown, given, edit_id in rows:
+        if edit_id:  # the annotator's own improvement of the winner
+            found.append(Verdict(edit_id, True, annotator_id, judgement_id, "edit"))
+        if given:
+            for item, by_criterion in given.items():
+                score = sum(weights.get(c, 0.0) * v for c, v in by_criterion.items()) / total
+                if score >= desirable_at or score <= undesirable_at:
+                    found.append(
+                        Verdict(
+                            int(item), score >= desirable_at, annotator_id, judgement_id, "rating"
+                        )
+                    )
+        elif choice == Judgement.Choice.BOTH_BAD:
+            found.extend(Verdict(pk, False, annotator_id, judgement_id, "choice") for pk in shown)
+        elif ranking:
+            found.append(Verdict(ranking[0], True, annotator_id, judgement_id, "choice"))
+            found.append(Verdict(ranking[-1], False, annotator_id, judgement_id, "choice"))
+    return [v for v in found if v.item_id in existing]
