@@ -145,7 +145,8 @@ def verdicts(
     below ``undesirable_at`` undesirable, else left out. A judgement without ratings
     gives thumbs from its choice: the winner desirable, the last of its ranking
     undesirable; both_bad makes every item undesirable; ties and skips give nothing. An
-    edit of the winner is desirable either way (``source`` "edit"). Items that no longer exist and unqualified members are left out."""
+    edit of the winner is desirable either way (``source`` "edit"). Items that no longer
+    exist and unqualified members are left out."""
     weights = dict(criteria)
     total = sum(weights.values())
     rows = (
