@@ -33,12 +33,15 @@ class InvalidConfig(InvalidInput):
 
 
 class ImportRejected(InvalidInput):
-    """An import file is bad; ``line`` is the 1-based line number where it was found."""
+    """An import file is bad; ``line`` is the 1-based line number where it was found and
+    ``field``, when known, the bad part of it (``prompt[1].role``): the API answers it as
+    an InvalidField's, {"detail": ..., "field": ...}."""
 
-    def __init__(self, line: int | None, message: str):
+    def __init__(self, line: int | None, message: str, *, field: str | None = None):
         where = f"line {line}: " if line is not None else ""
         super().__init__(f"{where}{message}. Nothing from this file was stored.")
         self.line = line
+        self.field = field
 
 
 class ImportTooLarge(DomainError):

@@ -135,6 +135,19 @@ class ItemAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "short_text", "clip", "created_at"]
     list_filter = ["project"]
     search_fields = ["prompt", "text"]
+    # a conversation's messages are shown, not edited: prompt and text are derived from them
+    exclude = ["prompt_messages", "messages"]
+    readonly_fields = ["conversation"]
+
+    @admin.display(description="conversation")
+    def conversation(self, obj):
+        """The prompt's messages, then the candidate's, each with its role; "-" for plain text."""
+        turns = [*(obj.prompt_messages or []), *(obj.messages or [])]
+        if not turns:
+            return "-"
+        return format_html_join(
+            "", "<p><strong>{}</strong>: {}</p>", ((m["role"], m["content"]) for m in turns)
+        )
 
     @admin.display(description="text")
     def short_text(self, obj):
@@ -182,7 +195,15 @@ class AssignmentAdmin(admin.ModelAdmin):
         return short_time(obj.expires_at)
 
 
-REVISION_FIELDS = ["choice", "ranking", "shown_order", "time_spent_ms", "answered_at", "revised_at"]
+REVISION_FIELDS = [
+    "choice",
+    "ranking",
+    "shown_order",
+    "time_spent_ms",
+    "feedback",
+    "answered_at",
+    "revised_at",
+]
 
 
 class JudgementRevisionInline(admin.TabularInline):
@@ -213,7 +234,8 @@ class JudgementAdmin(admin.ModelAdmin):
     raw_id_fields = ["comparison"]
     date_hierarchy = "created_at"
     inlines = [JudgementRevisionInline]
-    readonly_fields = ["summary"]
+    # the feedback beside the choice, as the annotator gave it: shown, never edited here
+    readonly_fields = ["summary", "strength", "ratings", "critique", "edit"]
 
     def get_queryset(self, request):
         items = Prefetch("comparison__items", queryset=Item.objects.only("pk", "text"))

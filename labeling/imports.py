@@ -13,8 +13,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from core.errors import ImportRejected, ImportTooLarge, InvalidInput
+from core.errors import ImportRejected, ImportTooLarge, InvalidField, InvalidInput
 from core.text import unstorable
+from labeling import conversations
 from labeling.config import MAX_K
 from labeling.models import Comparison, ComparisonItem, Item, Project
 from labeling.services import record_imported_judgement
@@ -33,16 +34,20 @@ class ImportResult:
 
 @dataclass(frozen=True)
 class _Row:
-    prompt: str
-    responses: list[str]
+    prompt: str  # a conversation's: flattened
+    responses: list[str]  # a conversation's: each one's final content
     judged: bool  # a {"prompt", "chosen", "rejected"} line: responses[0] won
     key: str  # Comparison.import_key: the line's content, hashed
+    prompt_messages: list[dict] | None = None  # a conversation's prompt, as messages
+    response_messages: list[list[dict]] | None = None  # and each response's messages
 
 
-def import_key(*, prompt: str, responses: list[str], judged: bool) -> str:
+def import_key(*, prompt: str | list, responses: list, judged: bool) -> str:
     """SHA-256 of a canonical JSON of a line's content: the same prompt and responses in
     the same order give the same key however the line was spaced or its keys ordered; a
-    judged pair and an unjudged pair of the same texts give different keys."""
+    judged pair and an unjudged pair of the same texts give different keys. A
+    conversation's prompt and responses are given as messages (a plain text prompt
+    wrapped as one user message first, so both spellings of a line give one key)."""
     if judged:
         chosen, rejected = responses
         content = {"line": "judged", "prompt": prompt, "chosen": chosen, "rejected": rejected}
@@ -63,8 +68,12 @@ def import_jsonl(
 
     A line is ``{"prompt": str, "responses": [2..K str]}`` (a pair or a ranking task for
     annotators), or ``{"prompt": str, "chosen": str, "rejected": str}`` (a pair already
-    judged, recorded as a judgement by ``importer`` and not queued). Blank lines are
-    ignored. The first bad line raises ImportRejected naming it, and nothing is stored.
+    judged, recorded as a judgement by ``importer`` and not queued). In either, the
+    prompt may be a conversation (a list of chat messages, not ending with an assistant
+    turn) and each response a list of assistant messages; a line with any part so is a
+    conversation, its plain text parts taken as one user (prompt) or assistant (response)
+    message. Blank lines are ignored. The first bad line raises ImportRejected naming it
+    (and the bad field, ``prompt[1].role`` say), and nothing is stored.
 
     A line whose content (see ``import_key``) is already in the project, or earlier in
     ``data``, is not stored again and is counted in ``skipped_duplicates``. Imports into
@@ -96,9 +105,16 @@ def import_lines(
         parsed = len(rows)
         rows = _new_rows(project, rows)
         items = Item.objects.bulk_create(
-            Item(project=project, prompt=row.prompt, text=text, data={"source": "import"})
+            Item(
+                project=project,
+                prompt=row.prompt,
+                prompt_messages=row.prompt_messages,
+                text=text,
+                messages=row.response_messages[i] if row.response_messages else None,
+                data={"source": "import"},
+            )
             for row in rows
-            for text in row.responses
+            for i, text in enumerate(row.responses)
         )
         comparisons = Comparison.objects.bulk_create(
             Comparison(
@@ -175,6 +191,8 @@ def _parse_json(data: bytes, progress: Callable[[float], None] | None = None):
 def _row(number: int, obj) -> _Row:
     if not isinstance(obj, dict):
         raise ImportRejected(number, "each line must be a JSON object")
+    if _is_conversation(obj):
+        return _conversation_row(number, obj)
     prompt = obj.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ImportRejected(number, "'prompt' must be a non-empty string")
@@ -215,8 +233,77 @@ def _row(number: int, obj) -> _Row:
     )
 
 
+def _is_conversation(obj: dict) -> bool:
+    """Whether any part of a line is given as messages."""
+    responses = obj.get("responses")
+    parts = [obj.get("prompt"), obj.get("chosen"), obj.get("rejected")]
+    if isinstance(responses, list):
+        parts.extend(responses)
+    return any(conversations.is_conversation(part) for part in parts)
+
+
+def _conversation_row(number: int, obj: dict) -> _Row:
+    """A line with messages in it: each part checked as messages, plain text wrapped."""
+    if "responses" in obj:
+        if extra := set(obj) - {"prompt", "responses"}:
+            raise ImportRejected(number, f"unexpected keys {sorted(extra)}")
+        given = obj["responses"]
+        if not 2 <= len(given) <= MAX_K:
+            raise ImportRejected(
+                number, f"'responses' must be a list of 2 to {MAX_K} strings or message lists"
+            )
+        names, judged = [f"responses[{i}]" for i in range(len(given))], False
+    else:
+        if extra := set(obj) - {"prompt", "chosen", "rejected"}:
+            raise ImportRejected(number, f"unexpected keys {sorted(extra)}")
+        given, names, judged = (
+            [obj.get("chosen"), obj.get("rejected")],
+            ["chosen", "rejected"],
+            True,
+        )
+    prompt = _messages(number, "prompt", obj.get("prompt"), role="user")
+    responses = [
+        _messages(number, name, value, role="assistant")
+        for name, value in zip(names, given, strict=True)
+    ]
+    if len({json.dumps(r, sort_keys=True) for r in responses}) != len(responses):
+        raise ImportRejected(
+            number,
+            "'chosen' and 'rejected' must differ" if judged else "'responses' must be distinct",
+        )
+    return _Row(
+        prompt=conversations.flatten(prompt),
+        responses=[conversations.final_content(r) for r in responses],
+        judged=judged,
+        key=import_key(prompt=prompt, responses=responses, judged=judged),
+        prompt_messages=prompt,
+        response_messages=responses,
+    )
+
+
+def _messages(number: int, field: str, value: Any, *, role: str) -> list[dict[str, str]]:
+    """A conversation line's part as messages: a list checked as messages (a response's
+    all assistant turns, a prompt's not ending with one), a plain text as one ``role``
+    message; ImportRejected naming the line and the field otherwise."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ImportRejected(number, f"'{field}' must be a non-empty string", field=field)
+        _check_length(number, field, value)
+        value = [{"role": role, "content": value}]
+    elif not isinstance(value, list):
+        raise ImportRejected(
+            number, f"'{field}' must be a non-empty string or a list of messages", field=field
+        )
+    try:
+        return conversations.check_messages(value, field=field, candidate=role == "assistant")
+    except InvalidField as exc:
+        raise ImportRejected(number, exc.message, field=exc.field) from None
+
+
 def _check_length(number: int, key: str, text: str) -> None:
     if why := unstorable(text):
-        raise ImportRejected(number, f"'{key}' {why}")
+        raise ImportRejected(number, f"'{key}' {why}", field=key)
     if len(text) > MAX_TEXT_CHARS:
-        raise ImportRejected(number, f"'{key}' is longer than {MAX_TEXT_CHARS} characters")
+        raise ImportRejected(
+            number, f"'{key}' is longer than {MAX_TEXT_CHARS} characters", field=key
+        )

@@ -15,6 +15,7 @@ from core.errors import DomainError
 from core.ranges import ranged_file_response
 from labeling import selectors
 from labeling.config import revise_window_s
+from labeling.feedback import PARTS, form_of
 from labeling.models import Item
 
 
@@ -34,6 +35,7 @@ def annotate(request, slug: str):
         project = selectors.access_project(request.user, slug)
     except DomainError:
         raise Http404(f"No project {slug!r} that you are a member of.") from None
+    form = form_of(project.config)
     return render(
         request,
         "labeling/annotate.html",
@@ -41,6 +43,9 @@ def annotate(request, slug: str):
             "project": project,
             "is_member": selectors.is_member(request.user, project),
             "revise_window_s": revise_window_s(project.kind, project.config),
+            # the help lists the keys of the parts this project's feedback form asks for
+            "feedback": form,
+            "holds": any(part in form for part in PARTS),
         },
     )
 

@@ -227,6 +227,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI served from this site, not a CDN: the docs work on a closed network.
     "ENUM_NAME_OVERRIDES": {
         "ProjectKindEnum": "labeling.models.Project.Kind",
+        "FeedbackLevelEnum": "labeling.feedback.LEVELS",
+        "StrengthEnum": "labeling.feedback.STRENGTHS",
         "RunKindEnum": "training.models.Run.Kind",
         "RunStatusEnum": "training.models.Run.Status",
     },

@@ -353,9 +353,9 @@ def sample_text_pairs(*, project, config, pairs, seeds, progress):
     drawn by the pair's seed), each version's responses sampled in one batch from one
     seed, a version loaded at a time."""
     from training import artifacts
-    from training.artifacts import NewItem
     from training.devices import step_device, step_dtype
     from training.kinds.text import prompts_of
+    from training.kinds.text_items import context_of, sampled_item
     from training.ml.lm import lm, lora
 
     device = step_device(config)
@@ -375,7 +375,7 @@ def sample_text_pairs(*, project, config, pairs, seeds, progress):
             responses = lm.sample_responses(
                 model=model.to(device),
                 tokenizer=tokenizer,
-                prompts=[prompts[n] for n, _ in wanted],
+                prompts=[context_of(tokenizer, prompts[n]) for n, _ in wanted],
                 k=1,
                 temperature=config.temperature,
                 top_p=config.top_p,
@@ -387,7 +387,7 @@ def sample_text_pairs(*, project, config, pairs, seeds, progress):
         texts.update({key: group[0] for key, group in zip(wanted, responses, strict=True)})
         del model
     return [
-        tuple(NewItem(data={}, prompt=prompts[n], text=texts[n, side]) for side in (0, 1))
+        tuple(sampled_item(prompts[n], texts[n, side], {}) for side in (0, 1))
         for n in range(len(pairs))
     ]
 

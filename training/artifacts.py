@@ -179,6 +179,9 @@ class NewItem:
     prompt: str = ""
     text: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    # a conversation item's messages (labeling/conversations.py); None: plain text
+    prompt_messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, str]] | None = None
 
 
 def new_comparisons(
@@ -222,6 +225,8 @@ def create_comparisons(
             project=project,
             prompt=item.prompt,
             text=item.text,
+            prompt_messages=item.prompt_messages,
+            messages=item.messages,
             data={**item.data, "round": round_number},
             **item.files,
         )

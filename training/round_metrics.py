@@ -33,6 +33,11 @@ ROUND_COLUMNS: dict[str, list[RoundColumn]] = {
         RoundColumn("rewards/margins", "DPO reward margin"),
         RoundColumn("logps/chosen", "log p(chosen)", 2),
         RoundColumn("loss", "DPO loss"),
+        # KTO (training/ml/lm/kto.py)
+        RoundColumn("rewards/desirable", "KTO reward of desirable"),
+        RoundColumn("rewards/undesirable", "KTO reward of undesirable"),
+        RoundColumn("kto/kl", "KTO reference point z0 (KL estimate)"),
+        RoundColumn("kto/loss", "KTO loss"),
         RoundColumn("reward/n_judgements", "Judgements fitted", 0),
         REWARD_ACCURACY,
         RoundColumn("kl", "KL to the reference in training (PPO/REINFORCE)"),

@@ -11,14 +11,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import DomainError, InvalidField
+from core.errors import DomainError, ImportRejected, InvalidField
 from core.outage import DATABASE_DOWN
 
 logger = logging.getLogger(__name__)
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, InvalidField):
+    if isinstance(exc, (InvalidField, ImportRejected)) and exc.field:
         return Response({"detail": exc.message, "field": exc.field}, status=exc.status_code)
     if isinstance(exc, DomainError):
         return Response({"detail": exc.message}, status=exc.status_code)

@@ -4,9 +4,11 @@ from rest_framework import serializers
 
 
 class ErrorSerializer(serializers.Serializer):
-    """What every error answer carries: {"detail": message}."""
+    """What every error answer carries: {"detail": message}, and ``field`` naming the bad
+    request field (or import line part) when one is to blame."""
 
     detail = serializers.CharField()
+    field = serializers.CharField(required=False)
 
 
 class TokenSerializer(serializers.Serializer):

@@ -9,6 +9,8 @@ from rest_framework import serializers
 from core.api.permissions import may
 from core.errors import InvalidConfig
 from labeling.config import MAX_K, validate_project_config
+from labeling.conversations import ROLES
+from labeling.feedback import LEVELS, MAX_CRITIQUE_CHARS, RATING_MAX, RATING_MIN, STRENGTHS
 from labeling.models import ImportJob, Item, Judgement, Project
 
 
@@ -98,14 +100,51 @@ class ImportResponseSerializer(serializers.Serializer):
     )
 
 
+class MessageSerializer(serializers.Serializer):
+    """One chat message (labeling/conversations.py)."""
+
+    role = serializers.ChoiceField(choices=list(ROLES))
+    content = serializers.CharField()
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "role": {"type": "string", "enum": list(ROLES)},
+                        "content": {"type": "string"},
+                    },
+                    "required": ["role", "content"],
+                },
+            },
+        ]
+    }
+)
+class PromptField(serializers.JSONField):
+    """A prompt: its text, or for a conversation its chat messages as imported."""
+
+
 class ShownItemSerializer(serializers.ModelSerializer):
-    text = serializers.CharField(required=False)
+    text = serializers.CharField(
+        required=False, help_text="A conversation's: the final message's content."
+    )
+    messages = MessageSerializer(
+        many=True,
+        required=False,
+        help_text="Only for a conversation: the candidate's assistant messages, the last "
+        "one the answer to judge.",
+    )
     clip_url = serializers.CharField(required=False)
     poster_url = serializers.CharField(required=False)
 
     class Meta:
         model = Item
-        fields = ["id", "text", "clip_url", "poster_url"]
+        fields = ["id", "text", "messages", "clip_url", "poster_url"]
 
     def to_representation(self, item: Item) -> dict:
         shown: dict = {"id": item.pk}
@@ -115,6 +154,8 @@ class ShownItemSerializer(serializers.ModelSerializer):
                 shown["poster_url"] = item.poster.url
         else:
             shown["text"] = item.text
+            if item.messages is not None:
+                shown["messages"] = item.messages
         return shown
 
 
@@ -123,22 +164,82 @@ class ProgressSerializer(serializers.Serializer):
     remaining = serializers.IntegerField()
 
 
+class FeedbackFormSerializer(serializers.Serializer):
+    """A project's feedback form (labeling/feedback.py): a part absent is not asked for."""
+
+    strength = serializers.ChoiceField(choices=list(LEVELS), required=False)
+    ratings = serializers.ChoiceField(choices=list(LEVELS), required=False)
+    critique = serializers.ChoiceField(choices=list(LEVELS), required=False)
+    edit = serializers.ChoiceField(choices=list(LEVELS), required=False)
+    both_bad = serializers.BooleanField(required=False)
+
+
 class AssignmentSerializer(serializers.Serializer):
     id = serializers.IntegerField(
         help_text="The comparison's id; judge it at /api/comparisons/{id}/judgement/."
     )
     project = serializers.CharField()
-    prompt = serializers.CharField(allow_blank=True)
+    prompt = PromptField(
+        help_text="The prompt's text; for a conversation its messages, as imported."
+    )
     items = ShownItemSerializer(many=True, help_text="In the order shown: left, then right.")
     lease_expires_at = serializers.DateTimeField()
     progress = ProgressSerializer()
+    feedback = FeedbackFormSerializer(
+        help_text="What the answer may or must carry beside the choice (config feedback); "
+        "{} when only the choice."
+    )
+    criteria = serializers.ListField(
+        child=serializers.CharField(), help_text="The criteria each item is rated on."
+    )
+
+
+RATINGS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "additionalProperties": {"type": "integer", "minimum": RATING_MIN, "maximum": RATING_MAX},
+    },
+}
+
+
+class _AsSent(serializers.Field):
+    """A feedback part, passed on as sent: labeling/services/feedback_answers.py checks
+    it against the project's form and answers a 400 naming the field."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field({"type": "string", "enum": [*STRENGTHS, ""], "nullable": True})
+class StrengthField(_AsSent):
+    pass
+
+
+@extend_schema_field({**RATINGS_SCHEMA, "nullable": True})
+class RatingsField(_AsSent):
+    pass
+
+
+@extend_schema_field({"type": "string", "maxLength": MAX_CRITIQUE_CHARS, "nullable": True})
+class CritiqueField(_AsSent):
+    pass
+
+
+@extend_schema_field({"type": "string", "nullable": True})
+class EditTextField(_AsSent):
+    pass
 
 
 class JudgementRequestSerializer(serializers.Serializer):
     choice = serializers.ChoiceField(
-        choices=["left", "right", "tie", "skip"],
+        choices=["left", "right", "tie", "skip", "both_bad"],
         required=False,
-        help_text="For a pair, as shown: left, right, tie or skip. For K > 2 only skip.",
+        help_text="For a pair, as shown: left, right, tie or skip. For K > 2 only skip. "
+        "both_bad (either) where the project's feedback form offers it.",
     )
     ranking = serializers.ListField(
         child=serializers.IntegerField(min_value=1),
@@ -158,6 +259,29 @@ class JudgementRequestSerializer(serializers.Serializer):
         help_text="The item ids in the order you saw them (the 'items' of next); an answer "
         "to an order that is no longer your lease's is a 409 asking you to reload.",
     )
+    strength = StrengthField(
+        required=False,
+        allow_null=True,
+        help_text="How much better the winner is: slight, clear or strong; with choice left "
+        "or right only.",
+    )
+    ratings = RatingsField(
+        required=False,
+        allow_null=True,
+        help_text=f"Every item of the comparison rated {RATING_MIN}..{RATING_MAX} on every "
+        'criterion of the project: {"<item id>": {"<criterion>": n}}; not with a skip.',
+    )
+    critique = CritiqueField(
+        required=False,
+        allow_null=True,
+        help_text=f"Free text, at most {MAX_CRITIQUE_CHARS} characters (a skip may carry one).",
+    )
+    edit = EditTextField(
+        required=False,
+        allow_null=True,
+        help_text="An improved text of the winner (left, right or the ranking's first): "
+        "stored as a new item, ranked above the winner.",
+    )
     next = serializers.BooleanField(
         required=False,
         default=False,
@@ -171,8 +295,18 @@ class JudgementRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class EditedItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
 class JudgementSerializer(serializers.ModelSerializer):
     comparison = serializers.IntegerField(source="comparison_id")
+    strength = serializers.ChoiceField(choices=[*STRENGTHS, ""], help_text='"" when not given.')
+    ratings = RatingsField(allow_null=True, help_text="null when not given.")
+    edit = EditedItemSerializer(
+        allow_null=True, help_text="The edit of the winner, an item of its own; null if none."
+    )
 
     class Meta:
         model = Judgement
@@ -183,6 +317,10 @@ class JudgementSerializer(serializers.ModelSerializer):
             "ranking",
             "shown_order",
             "time_spent_ms",
+            "strength",
+            "ratings",
+            "critique",
+            "edit",
             "created_at",
             "revised_at",
         ]
@@ -201,57 +339,6 @@ class JudgementWithNextSerializer(JudgementSerializer):
 
     class Meta(JudgementSerializer.Meta):
         fields = [*JudgementSerializer.Meta.fields, "next"]
-
-
-class PairKappaSerializer(serializers.Serializer):
-    kappa = serializers.FloatField(allow_null=True)
-    n = serializers.IntegerField(help_text="Comparisons both annotators answered.")
-    ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False)
-
-
-class AnnotatorStatsSerializer(serializers.Serializer):
-    annotator = serializers.CharField()
-    judgements = serializers.IntegerField()
-    skips = serializers.IntegerField()
-    agreement_with_majority = serializers.FloatField(allow_null=True)
-    agreement_comparisons = serializers.IntegerField()
-    gold_accuracy = serializers.FloatField(allow_null=True)
-    gold_judged = serializers.IntegerField(allow_null=True, help_text="null for annotators")
-    cohen_kappa_with_others = PairKappaSerializer(
-        allow_null=True, help_text="This annotator's pairs pooled into one table, no names."
-    )
-
-
-class AgreementSerializer(serializers.Serializer):
-    """Inter-annotator agreement (labeling/agreement.py); null where undefined."""
-
-    comparisons = serializers.IntegerField()
-    answers = serializers.IntegerField()
-    fleiss_kappa = serializers.FloatField(allow_null=True)
-    fleiss_kappa_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True)
-    krippendorff_alpha = serializers.FloatField(allow_null=True)
-    krippendorff_alpha_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True)
-    alpha_level = serializers.ChoiceField(choices=["nominal", "ordinal"])
-    cohen_kappa = serializers.DictField(
-        child=PairKappaSerializer(),
-        allow_null=True,
-        help_text='Per pair of annotators, keyed "name|name"; null for annotators.',
-    )
-    confidence = serializers.FloatField()
-    resamples = serializers.IntegerField()
-    pair_resamples = serializers.IntegerField()
-
-
-class StatsSerializer(serializers.Serializer):
-    project = serializers.CharField()
-    items = serializers.IntegerField()
-    comparisons = serializers.IntegerField()
-    comparisons_open = serializers.IntegerField()
-    comparisons_complete = serializers.IntegerField()
-    comparisons_closed = serializers.IntegerField()
-    judgements = serializers.IntegerField()
-    annotators = AnnotatorStatsSerializer(many=True)
-    agreement = AgreementSerializer()
 
 
 class ImportJobSerializer(serializers.ModelSerializer):

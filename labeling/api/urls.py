@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling.api import member_views, views, webhook_views
+from labeling.api import export_views, import_views, member_views, views, webhook_views
 
 urlpatterns = [
     path("projects/", views.ProjectListView.as_view(), name="api-projects"),
@@ -10,12 +10,12 @@ urlpatterns = [
         member_views.MemberView.as_view(),
         name="api-member",
     ),
-    path("projects/<slug:slug>/import/", views.ImportView.as_view(), name="api-import"),
-    path("imports/<int:job_id>/", views.ImportJobView.as_view(), name="api-import-job"),
+    path("projects/<slug:slug>/import/", import_views.ImportView.as_view(), name="api-import"),
+    path("imports/<int:job_id>/", import_views.ImportJobView.as_view(), name="api-import-job"),
     path("projects/<slug:slug>/next/", views.NextView.as_view(), name="api-next"),
     path("projects/<slug:slug>/progress/", views.ProgressView.as_view(), name="api-progress"),
-    path("projects/<slug:slug>/export/", views.ExportView.as_view(), name="api-export"),
-    path("projects/<slug:slug>/stats/", views.StatsView.as_view(), name="api-stats"),
+    path("projects/<slug:slug>/export/", export_views.ExportView.as_view(), name="api-export"),
+    path("projects/<slug:slug>/stats/", export_views.StatsView.as_view(), name="api-stats"),
     path(
         "projects/<slug:slug>/webhooks/",
         webhook_views.WebhookListView.as_view(),

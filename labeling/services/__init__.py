@@ -1,7 +1,8 @@
 """Every write of the labeling app. Each public function is one transaction.
 
 projects.py sets projects up, assignment.py leases comparisons, judging.py records answers,
-revising.py changes them.
+revising.py changes them; feedback_answers.py checks the feedback an answer carries beside
+its choice (and stores an edit of the winner).
 """
 
 from labeling.services.assignment import (

@@ -12,10 +12,11 @@ from django.utils import timezone
 from core import sql
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling import webhooks
-from labeling.models import Assignment, Comparison, Judgement, Project, Webhook
+from labeling.models import Assignment, Comparison, Item, Judgement, Project, Webhook
+from labeling.services.feedback_answers import Feedback, check_feedback, store_edit
 from labeling.signals import judgement_recorded
 
-PAIR_CHOICES = {"left", "right", "tie", "skip"}
+PAIR_CHOICES = {"left", "right", "tie", "skip", "both_bad"}
 LEASE_OPEN = Assignment.Status.OPEN.value
 LEASE_DONE = Assignment.Status.DONE.value
 
@@ -35,11 +36,19 @@ def record_judgement(
     ranking: list[int] | None = None,
     time_spent_ms: int | None = None,
     shown_order: list[int] | None = None,
+    strength: str | None = None,
+    ratings: dict | None = None,
+    critique: str | None = None,
+    edit: str | None = None,
 ) -> JudgementResult:
     """Store the annotator's answer to a comparison they hold a lease on.
 
     ``choice`` is left/right/tie/skip for a pair, in the order the annotator saw the items;
-    a K > 2 comparison takes ``ranking`` (its item ids, best first) or ``choice='skip'``.
+    a K > 2 comparison takes ``ranking`` (its item ids, best first) or ``choice='skip'``;
+    ``both_bad`` (either) where the project's form offers it. ``strength``, ``ratings``,
+    ``critique`` and ``edit`` (the winner's improved text, stored as a new item) are the
+    feedback the project's form asks for (labeling/services/feedback_answers.py; a bad,
+    missing or unasked-for part is an InvalidField naming it).
     ``shown_order``, when given, is the order of item ids the answer was given against: an
     answer to an order that is no longer the lease's is a Conflict, never stored reversed.
     Repeating an identical submission returns the stored judgement (created False); a
@@ -59,8 +68,17 @@ def record_judgement(
         choice, resolved = resolve_answer(
             comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
         )
+        feedback = check_feedback(
+            project=project,
+            choice=choice,
+            shown=shown,
+            strength=strength,
+            ratings=ratings,
+            critique=critique,
+            edit=edit,
+        )
         if row.judgement_id is not None:
-            return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
+            return _repeat(row, project, annotator=annotator, answer=(choice, resolved, feedback))
         if row.status == Comparison.Status.CLOSED:
             raise Conflict(
                 f"Comparison {comparison_id} is closed (an item of it was removed, say); "
@@ -70,6 +88,9 @@ def record_judgement(
         counts = choice != Judgement.Choice.SKIP and not row.gold
         if counts:
             _check_room_after_expiry(row, project, now=now)
+        edited = None
+        if feedback.edit is not None:
+            edited = store_edit(project_id=project.pk, winner_id=resolved[0], text=feedback.edit)
         judgement = Judgement(
             project_id=project.pk,
             comparison_id=comparison_id,
@@ -79,6 +100,10 @@ def record_judgement(
             shown_order=shown,
             time_spent_ms=time_spent_ms,
             source=Judgement.Source.ANNOTATOR,
+            strength=feedback.strength,
+            ratings=feedback.ratings,
+            critique=feedback.critique,
+            edit=edited,
             created_at=now,
         )
         complete = counts and row.judgement_count + 1 >= project.overlap
@@ -86,8 +111,10 @@ def record_judgement(
         if not _insert(judgement, lease_id=row.lease_id, counts=counts, status=status):
             # The same annotator's identical request, sent twice at once, won the race
             # while this one waited for the row lock (its read predates that commit).
+            if edited is not None:
+                edited.delete()
             row, _ = _locked_state(comparison_id=comparison_id, annotator=annotator)
-            return _repeat(row, project, annotator=annotator, choice=choice, ranking=resolved)
+            return _repeat(row, project, annotator=annotator, answer=(choice, resolved, feedback))
         if project.has_webhooks:  # read with the row lock: without webhooks, no query here
             webhooks.emit(
                 project_id=project.pk,
@@ -145,9 +172,11 @@ def _check_room_after_expiry(row, project: Project, *, now) -> None:
 _INSERT_SQL = f"""
     WITH judged AS (
         INSERT INTO labeling_judgement (project_id, comparison_id, annotator_id,
-            choice, ranking, shown_order, time_spent_ms, source, created_at)
+            choice, ranking, shown_order, time_spent_ms, source, strength, ratings,
+            critique, edit_id, created_at)
         VALUES (%(project)s, %(comparison)s, %(annotator)s, %(choice)s,
-            %(ranking)s::jsonb, %(shown)s::jsonb, %(time)s, %(source)s, %(now)s)
+            %(ranking)s::jsonb, %(shown)s::jsonb, %(time)s, %(source)s, %(strength)s,
+            %(ratings)s::jsonb, %(critique)s, %(edit)s, %(now)s)
         ON CONFLICT (annotator_id, comparison_id) DO NOTHING RETURNING id
     ), lease AS (
         UPDATE labeling_assignment SET status = '{LEASE_DONE}'
@@ -175,6 +204,10 @@ def _insert(judgement: Judgement, *, lease_id: int, counts: bool, status: str) -
             "shown": json.dumps(judgement.shown_order),
             "time": judgement.time_spent_ms,
             "source": judgement.source,
+            "strength": judgement.strength,
+            "ratings": json.dumps(judgement.ratings) if judgement.ratings is not None else None,
+            "critique": judgement.critique,
+            "edit": judgement.edit_id,
             "now": judgement.created_at,
             "lease": lease_id,
             "status": status,
@@ -197,19 +230,22 @@ _JUDGE_SQL = f"""
                    WHERE m.project_id = c.project_id AND m.user_id = %(annotator)s) AS member,
            a.id AS lease_id, a.status AS lease_status, a.expires_at, a.display_order,
            j.id AS judgement_id, j.choice AS judgement_choice, j.ranking, j.shown_order,
-           j.time_spent_ms, j.created_at AS judged_at
+           j.time_spent_ms, j.created_at AS judged_at, j.strength, j.ratings AS judged_ratings,
+           j.critique, j.edit_id, e.text AS edit_text
     FROM labeling_comparison c
     JOIN labeling_project p ON p.id = c.project_id
     LEFT JOIN labeling_assignment a ON a.comparison_id = c.id AND a.annotator_id = %(annotator)s
     LEFT JOIN labeling_judgement j ON j.comparison_id = c.id AND j.annotator_id = %(annotator)s
+    LEFT JOIN labeling_item e ON e.id = j.edit_id
     WHERE c.id = %(comparison)s
     FOR UPDATE OF c
 """
 
 
-def _repeat(row, project, *, annotator, choice, ranking) -> JudgementResult:
+def _repeat(row, project, *, annotator, answer: tuple) -> JudgementResult:
     """A second submission to a comparison this annotator judged: the stored judgement if
-    it says the same, else Conflict (a judgement is changed by revise_judgement)."""
+    it says the same (``answer``: choice, ranking and Feedback), else Conflict (a judgement
+    is changed by revise_judgement)."""
     stored = Judgement(
         pk=row.judgement_id,
         project_id=project.pk,
@@ -219,10 +255,14 @@ def _repeat(row, project, *, annotator, choice, ranking) -> JudgementResult:
         ranking=json.loads(row.ranking) if row.ranking is not None else None,
         shown_order=json.loads(row.shown_order),
         time_spent_ms=row.time_spent_ms,
+        strength=row.strength,
+        ratings=json.loads(row.judged_ratings) if row.judged_ratings is not None else None,
+        critique=row.critique,
+        edit=Item(pk=row.edit_id, text=row.edit_text) if row.edit_id is not None else None,
         created_at=row.judged_at,
     )
     stored._state.adding = False
-    if stored.choice == choice and stored.ranking == ranking:
+    if (stored.choice, stored.ranking, Feedback.of(stored)) == answer:
         return JudgementResult(stored, created=False, project=project)
     raise Conflict(
         f"Comparison {row.comparison_id} is already judged by you as "
@@ -241,13 +281,15 @@ def resolve_answer(*, comparison_id, shown, choice, ranking) -> tuple[str, list[
         raise InvalidInput("Send 'choice' (left, right, tie or skip) or 'ranking'.")
     if choice is not None:
         if choice not in PAIR_CHOICES:
-            raise InvalidInput(f"choice must be one of left, right, tie, skip; got {choice!r}.")
-        if choice == "skip":
-            return "skip", None
+            raise InvalidInput(
+                f"choice must be one of left, right, tie, skip, both_bad; got {choice!r}."
+            )
+        if choice in ("skip", "both_bad"):
+            return choice, None
         if k != 2:
             raise InvalidInput(
                 f"Comparison {comparison_id} ranks {k} items: send 'ranking' "
-                "(its item ids, best first) or choice 'skip'."
+                "(its item ids, best first) or choice 'skip' (or 'both_bad' where offered)."
             )
         if choice == "tie":
             return "tie", None

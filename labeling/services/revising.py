@@ -17,6 +17,7 @@ from django.utils import timezone
 from core.errors import Conflict, NotAllowed, NotFound
 from labeling.config import revise_window_s
 from labeling.models import Comparison, Judgement, JudgementRevision, Membership, Project
+from labeling.services.feedback_answers import Feedback, check_feedback, store_edit
 from labeling.services.judging import resolve_answer
 from labeling.signals import judgement_recorded
 
@@ -36,9 +37,15 @@ def revise_judgement(
     ranking: list[int] | None = None,
     time_spent_ms: int | None = None,
     shown_order: list[int] | None = None,
+    strength: str | None = None,
+    ratings: dict | None = None,
+    critique: str | None = None,
+    edit: str | None = None,
 ) -> RevisionResult:
     """Replace the annotator's answer to ``comparison`` with a new one, given as to
-    record_judgement and against the order the first answer was given in.
+    record_judgement (feedback included: the new answer replaces all of the old, and the
+    revision keeps the old feedback, its edit by item id) and against the order the first
+    answer was given in. An unchanged edit text keeps its edit item; a new one is a new item.
 
     Allowed within the project's ``revise_window_s`` seconds of the first answer; later
     it is a Conflict naming the window. An answer that says what is stored changes
@@ -63,9 +70,11 @@ def revise_judgement(
         ):
             raise NotFound(f"No comparison {comparison_id} in a project you are a member of.")
         project = row.project
-        judgement = Judgement.objects.filter(
-            comparison_id=comparison_id, annotator=annotator
-        ).first()
+        judgement = (
+            Judgement.objects.select_related("edit")
+            .filter(comparison_id=comparison_id, annotator=annotator)
+            .first()
+        )
         if judgement is None:
             raise NotFound(
                 f"You have not judged comparison {comparison_id}, so there is no answer of "
@@ -85,7 +94,17 @@ def revise_judgement(
         choice, resolved = resolve_answer(
             comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
         )
-        if (judgement.choice, judgement.ranking) == (choice, resolved):
+        feedback = check_feedback(
+            project=project,
+            choice=choice,
+            shown=shown,
+            strength=strength,
+            ratings=ratings,
+            critique=critique,
+            edit=edit,
+        )
+        was = Feedback.of(judgement)
+        if (judgement.choice, judgement.ranking, was) == (choice, resolved, feedback):
             return RevisionResult(judgement, revised=False, project=project)
         now = timezone.now()
         _check_window(judgement, project, now=now)
@@ -100,13 +119,38 @@ def revise_judgement(
             ranking=judgement.ranking,
             shown_order=judgement.shown_order,
             time_spent_ms=judgement.time_spent_ms,
+            feedback={
+                "strength": judgement.strength,
+                "ratings": judgement.ratings,
+                "critique": judgement.critique,
+                "edit": judgement.edit_id,
+            },
             answered_at=judgement.revised_at or judgement.created_at,
             revised_at=now,
         )
         _recount(row, was=judgement.choice, now_is=choice, overlap=project.overlap)
+        if feedback.edit is None:
+            judgement.edit = None
+        elif feedback.edit != was.edit or resolved[0] != judgement.edit.data.get("edit_of"):
+            judgement.edit = store_edit(
+                project_id=project.pk, winner_id=resolved[0], text=feedback.edit
+            )
         judgement.choice, judgement.ranking = choice, resolved
+        judgement.strength, judgement.ratings = feedback.strength, feedback.ratings
+        judgement.critique = feedback.critique
         judgement.time_spent_ms, judgement.revised_at = time_spent_ms, now
-        judgement.save(update_fields=["choice", "ranking", "time_spent_ms", "revised_at"])
+        judgement.save(
+            update_fields=[
+                "choice",
+                "ranking",
+                "strength",
+                "ratings",
+                "critique",
+                "edit",
+                "time_spent_ms",
+                "revised_at",
+            ]
+        )
         if choice != Judgement.Choice.SKIP:
             transaction.on_commit(
                 lambda: judgement_recorded.send_robust(

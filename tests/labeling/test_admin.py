@@ -277,9 +277,19 @@ def test_export_action_full_file_holds_one_line_per_judgement(admin_client, judg
             "ranking": lease.display_order,
             "shown_order": lease.display_order,
             "items": [
-                {"id": pk, "prompt": "Write a poem", "text": texts[pk]}
+                {
+                    "id": pk,
+                    "prompt": "Write a poem",
+                    "text": texts[pk],
+                    "prompt_messages": None,
+                    "messages": None,
+                    "ratings": None,
+                }
                 for pk in lease.display_order
             ],
+            "strength": "",
+            "critique": "",
+            "edit": None,
             "time_spent_ms": 1234,
             "gold": None,
             "created_at": judgement.created_at.isoformat(),

@@ -552,7 +552,7 @@ def test_a_good_import_after_a_rejected_one_stores_every_line(staff, client_for,
 def test_export_in_an_unknown_format_is_400(staff, client_for, project, fmt):
     response = client_for(staff).get(f"/api/projects/{project.slug}/export/?format={fmt}")
 
-    assert "format must be trl or full" in assert_explained_4xx(response)["detail"]
+    assert "format: must be trl, kto or full" in assert_explained_4xx(response)["detail"]
 
 
 @pytest.mark.parametrize(

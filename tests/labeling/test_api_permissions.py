@@ -125,6 +125,9 @@ REQUESTS = {
     "progress": lambda c, w: c.get(f"/api/projects/{w.project.slug}/progress/"),
     "export-trl": lambda c, w: c.get(f"/api/projects/{w.project.slug}/export/?format=trl"),
     "export-full": lambda c, w: c.get(f"/api/projects/{w.project.slug}/export/?format=full"),
+    "export-kto-parquet": lambda c, w: c.get(
+        f"/api/projects/{w.project.slug}/export/?format=kto&file=parquet"
+    ),
     "stats": lambda c, w: c.get(f"/api/projects/{w.project.slug}/stats/"),
     "judgement-without-lease": _judge,
     "judgement-after-next": _lease_then_judge,
@@ -149,6 +152,7 @@ API_MATRIX = {
     "progress":                    (401,     404,     200,   200,  200,     200),
     "export-trl":                  (401,     404,     403,   200,  200,     403),
     "export-full":                 (401,     404,     403,   200,  200,     403),
+    "export-kto-parquet":          (401,     404,     403,   200,  200,     403),
     "stats":                       (401,     404,     200,   200,  200,     200),
     "judgement-without-lease":     (401,     404,     403,   403,  403,     403),
     "judgement-after-next":        (401,     404,     201,   403,  403,     403),  # no lease
@@ -356,9 +360,12 @@ def test_next_never_contains_the_gold_answer(world, make_comparison, api_client_
         "items",
         "lease_expires_at",
         "progress",
+        "feedback",
+        "criteria",
     }
     assert all(
-        set(item) <= {"id", "text", "clip_url", "poster_url"} for item in response.data["items"]
+        set(item) <= {"id", "text", "messages", "clip_url", "poster_url"}
+        for item in response.data["items"]
     )
 
 

@@ -264,11 +264,11 @@ def test_trl_export_of_a_trajectory_project_is_400_naming_full_and_segments(
 
     assert response.status_code == 400
     detail = response.json()["detail"]
-    assert "format must be full or segments for a trajectory project" in detail
+    assert "format: must be full or segments for a trajectory project" in detail
     assert "trl is for text projects" in detail
 
 
-def test_segments_export_of_a_text_project_is_400_naming_trl_and_full(
+def test_segments_export_of_a_text_project_is_400_naming_trl_kto_and_full(
     make_project, staff, api_client_for
 ):
     project = make_project("words")
@@ -277,7 +277,7 @@ def test_segments_export_of_a_text_project_is_400_naming_trl_and_full(
 
     assert response.status_code == 400
     detail = response.json()["detail"]
-    assert "format must be trl or full for a text project" in detail
+    assert "format: must be trl, kto or full for a text project" in detail
     assert "segments is for trajectory projects" in detail
 
 

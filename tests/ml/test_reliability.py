@@ -207,7 +207,8 @@ def test_the_lm_reward_model_finds_the_mistaken_annotators_by_cross_fitting(tmp_
     import random
 
     from tests.ml.lm.lm_fixtures import demo_prompts, load_tiny_lm
-    from training.ml.lm.lm_reward import LMRewardModel, comparison_groups, fit_lm_reward_model
+    from training.ml.lm.lm_reward import LMRewardModel, comparison_groups
+    from training.ml.lm.lm_reward_fit import fit_lm_reward_model
 
     rng = random.Random(0)
     prompts = demo_prompts(20)

@@ -75,6 +75,20 @@ def test_seed_demo_makes_its_well_known_accounts_only_in_development(db, setting
     assert not get_user_model().objects.filter(username="admin").exists()
 
 
+def test_seed_demo_makes_a_conversation_project_with_the_whole_feedback_form(db, settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    call_command("seed_demo")  # a second run changes nothing
+    chat = Project.objects.get(slug="demo-chat")
+    assert set(chat.config["feedback"]) == {"strength", "ratings", "critique", "edit", "both_bad"}
+    assert [c["name"] for c in chat.config["criteria"]] == ["helpful", "honest"]
+    assert chat.comparisons.count() == 6
+    items = list(chat.items.all())
+    assert all(item.prompt_messages and item.messages for item in items)
+    assert all(item.messages[-1]["role"] == "assistant" for item in items)
+    assert sorted(chat.members.values_list("username", flat=True)) == ["admin", "annotator"]
+
+
 def test_the_build_status_is_for_logged_in_users(data_dir, client):
     response = client.get("/demo/lm-status/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]

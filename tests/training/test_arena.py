@@ -279,8 +279,11 @@ def test_the_version_stays_out_of_what_annotators_receive(lake, api_client_for):
     response = client.post(f"/api/projects/{project.slug}/next/")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"id", "project", "prompt", "items", "lease_expires_at", "progress"}
-    assert all(set(item) <= {"id", "text", "clip_url", "poster_url"} for item in body["items"])
+    assert set(body) == {
+        "id", "project", "prompt", "items", "lease_expires_at", "progress", "feedback", "criteria"
+    }  # fmt: skip
+    shown = {"id", "text", "messages", "clip_url", "poster_url"}
+    assert all(set(item) <= shown for item in body["items"])
     text = json.dumps(body)
     assert "version" not in text and "arena" not in text
     judged = client.post(

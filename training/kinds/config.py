@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidConfig, InvalidInput
+from core.errors import InvalidConfig, InvalidField, InvalidInput
+from labeling import conversations
 from labeling.config import (
     MAX_K,
     LabelingConfig,
@@ -27,6 +28,16 @@ from labeling.config import (
     setting,
     setting_group,
 )
+from training.kinds.config_groups import (
+    A2C_KEYS,
+    KTO_KEYS,
+    LORA_KEYS,
+    PPO_KEYS,
+    REINFORCE_KEYS,
+    RELIABILITY_KEYS,
+    STRENGTH_MARGIN_KEYS,
+    STRENGTH_MARGINS,
+)
 from training.ml.schedules import comparisons_by_round
 
 POLICY_GRADIENT_ALGORITHMS = ("reinforce", "a2c", "ppo")
@@ -35,83 +46,8 @@ POLICY_GRADIENT_ALGORITHMS = ("reinforce", "a2c", "ppo")
 MODEL_BASED_ALGORITHMS = ("policy_iteration", "value_iteration")
 TABULAR_ALGORITHMS = (*MODEL_BASED_ALGORITHMS, "mc_control", "sarsa", "q_learning")
 TRAJECTORY_ALGORITHMS = (*POLICY_GRADIENT_ALGORITHMS, *TABULAR_ALGORITHMS)
-TEXT_ALGORITHMS = ("dpo", "ppo", "reinforce")
+TEXT_ALGORITHMS = ("dpo", "kto", "ppo", "reinforce")
 MAX_PROCESSES = 64  # torchrun processes of one text training step
-
-
-# Optimiser hyperparameters a trajectory project may override, per algorithm (the fields of
-# training.ml.control's PPOConfig, A2CConfig and ReinforceConfig but gamma, which is the
-# project's own key). What is not given takes the defaults of the env's action-space family
-# (training.kinds.trajectory.OPTIMIZER_DEFAULTS).
-_RATE = float_in(0.0, 1.0, open_low=True)
-_COEF = float_in(0.0, 100.0)
-PPO_KEYS = {
-    "num_envs": int_in(1, 256),
-    "num_steps": int_in(1, 100_000),
-    "gae_lambda": float_in(0.0, 1.0),
-    "learning_rate": _RATE,
-    "update_epochs": int_in(1, 1000),
-    "num_minibatches": int_in(1, 100_000),
-    "clip_coef": float_in(0.0, 10.0, open_low=True),
-    "kl_coef": _COEF,
-    "kl_target": optional(float_in(0.0, 10.0, open_low=True)),
-    "ent_coef": _COEF,
-    "vf_coef": _COEF,
-    "max_grad_norm": float_in(0.0, 1e6, open_low=True),
-    "normalize_advantages": is_bool,
-}
-A2C_KEYS = {
-    "num_envs": int_in(1, 256),
-    "num_steps": int_in(1, 100_000),
-    "learning_rate": _RATE,
-    "vf_coef": _COEF,
-    "ent_coef": _COEF,
-    "max_grad_norm": float_in(0.0, 1e6, open_low=True),
-    "normalize_advantages": is_bool,
-}
-REINFORCE_KEYS = {
-    "num_envs": int_in(1, 256),
-    "learning_rate": _RATE,
-    "vf_coef": _COEF,
-    "ent_coef": _COEF,
-    "normalize_advantages": is_bool,
-}
-
-
-# Annotator reliability (training/ml/reliability.py): each annotator's flip rate ε_a learned
-# with the reward model by EM, and every label weighted by the posterior that it is right.
-# Off unless "enabled" is true; the other keys override ReliabilityConfig's defaults.
-RELIABILITY_KEYS = {
-    "enabled": is_bool,
-    "prior_flip_rate": float_in(0.0, 0.49, open_low=True),
-    "prior_strength": float_in(0.0, 1e6, open_low=True),
-    "em_iterations": int_in(1, 20),
-}
-
-
-def _lora_dropout(v: Any) -> str | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
-        return f"must be a number in [0, 1), got {v!r}"
-    return None
-
-
-def _module_names(v: Any) -> str | None:
-    if not isinstance(v, list) or not v or not all(isinstance(m, str) and m for m in v):
-        return (
-            "must be a non-empty list of layer names (c_attn for GPT-2, q_proj and v_proj "
-            f"for Llama, say), or left out for peft's default for the model; got {v!r}"
-        )
-    return None
-
-
-# LoRA (Hu et al. 2021) through peft on a text project's policy: off when empty; any key
-# switches it on, the others taking LoraSpec's defaults (training/ml/lm/lora.py).
-LORA_KEYS = {
-    "r": int_in(1, 1024),
-    "alpha": float_in(0.0, 1e6, open_low=True),
-    "dropout": _lora_dropout,
-    "target_modules": _module_names,
-}
 
 
 def _env_id(v: Any) -> str | None:
@@ -137,11 +73,26 @@ def _env_interface(env_id: str) -> tuple[bool, bool]:
 
 
 def _prompts(v: Any) -> str | None:
+    """Strings, or message lists (a conversation's prompt), which TextConfig.check checks
+    message by message."""
     if not isinstance(v, list) or not all(
-        isinstance(p, str) and p.strip() and "\x00" not in p for p in v
+        (isinstance(p, str) and p.strip() and "\x00" not in p) or isinstance(p, list) for p in v
     ):
-        return "must be a list of non-empty strings without NUL characters"
+        return (
+            "must be a list of non-empty strings without NUL characters, or of message lists "
+            "[{role, content}]"
+        )
     return None
+
+
+def _check_message_prompts(name: str, prompts: list) -> None:
+    """InvalidConfig naming the bad part (``prompts[1][0].role``) of a message-list prompt."""
+    for i, prompt in enumerate(prompts):
+        if isinstance(prompt, list):
+            try:
+                conversations.check_messages(prompt, field=f"{name}[{i}]")
+            except InvalidField as error:
+                raise InvalidConfig(error.field, error.message.split(": ", 1)[1]) from None
 
 
 def _model_dir(v: Any) -> str | None:
@@ -165,6 +116,28 @@ def _device(v: Any) -> str | None:
         "must be auto (the worker's TRAINING_DEVICE setting), cpu, cuda or cuda:N "
         f"(a GPU's index); got {v!r}"
     )
+
+
+def _check_kto(config: TextConfig) -> None:
+    """KTO's rating thresholds must not overlap, and it weighs no labels by reliability."""
+    from labeling.preferences import DESIRABLE_AT, UNDESIRABLE_AT  # its defaults
+
+    desirable_at = config.kto.get("desirable_at", DESIRABLE_AT)
+    undesirable_at = config.kto.get("undesirable_at", UNDESIRABLE_AT)
+    if undesirable_at >= desirable_at:
+        key = "undesirable_at" if "undesirable_at" in config.kto else "desirable_at"
+        raise InvalidConfig(
+            f"kto.{key}",
+            f"undesirable_at ({undesirable_at}) must be below desirable_at ({desirable_at}): "
+            "a rating at or below undesirable_at is undesirable, at or above desirable_at "
+            "desirable",
+        )
+    if config.algorithm == "kto" and reliability_enabled(config):
+        raise InvalidConfig(
+            "reliability.enabled",
+            "annotator reliability weighs preference pairs (the reward model's and DPO's); "
+            "kto trains on ratings and thumbs: switch reliability off or use dpo.",
+        )
 
 
 @dataclass(frozen=True)
@@ -194,9 +167,17 @@ class TextConfig(LabelingConfig):
     # DPO's training step as this many torchrun processes (training/ml/lm/dpo_processes.py):
     # gloo on the CPU, one GPU each on CUDA; 1 trains in the worker's own process
     processes: int = setting(1, int_in(1, MAX_PROCESSES))
+    kto: dict = setting_group(KTO_KEYS)  # algorithm "kto"'s overrides
+    # {"slight", "clear", "strong": m ≥ 0}: the reward model's margin per strength; what is
+    # not given takes STRENGTH_MARGINS
+    strength_margins: dict = setting_group(STRENGTH_MARGIN_KEYS)
 
     def check(self) -> None:
-        """Checks across keys: only DPO trains over several processes."""
+        """Checks across keys: only DPO trains over several processes. And a message-list
+        prompt's messages (labeling/conversations.py)."""
+        _check_message_prompts("prompts", self.prompts)
+        _check_message_prompts("eval_prompts", self.eval_prompts)
+        _check_kto(self)
         if self.processes > 1 and self.algorithm != "dpo":
             raise InvalidConfig(
                 "processes",
@@ -246,6 +227,9 @@ class TrajectoryConfig(LabelingConfig):
     # mantissa blurs PPO's probability ratios and the Bradley-Terry margins.
     dtype: str = setting("auto", one_of(*FORWARD_DTYPES))
     reliability: dict = setting_group(RELIABILITY_KEYS)
+    # {"slight", "clear", "strong": m ≥ 0}: the reward ensemble's margin per strength; what
+    # is not given takes STRENGTH_MARGINS
+    strength_margins: dict = setting_group(STRENGTH_MARGIN_KEYS)
 
     @property
     def tabular(self) -> bool:
@@ -330,6 +314,15 @@ CONFIG_TYPES = {"text": TextConfig, "trajectory": TrajectoryConfig}
 def reliability_enabled(config: TextConfig | TrajectoryConfig) -> bool:
     """Whether the project weights labels by its annotators' estimated reliability."""
     return bool(config.reliability.get("enabled", False))
+
+
+def strength_margin(config: TextConfig | TrajectoryConfig, strength: str, p: float) -> float:
+    """m(strength) of a pair judged with ``strength`` and P[a ≻ b] = ``p``: the project's
+    margin for it (STRENGTH_MARGINS where config.strength_margins does not say); 0 for a
+    tie and for a pair without a strength."""
+    if p == 0.5 or not strength:
+        return 0.0
+    return float({**STRENGTH_MARGINS, **config.strength_margins}.get(strength, 0.0))
 
 
 def check_trainable(slug: str, config: TextConfig | TrajectoryConfig) -> None:

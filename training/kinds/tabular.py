@@ -36,9 +36,10 @@ import numpy as np
 import torch
 
 from labeling.models import Comparison, Item, Judgement, Project
+from labeling.preferences import both_bad_count
 from training import artifacts
 from training.artifacts import NewItem
-from training.kinds.config import TrajectoryConfig
+from training.kinds.config import TrajectoryConfig, strength_margin
 from training.kinds.reliability import reliability_metrics, reliability_settings
 from training.ml.control.rollouts import Segment
 from training.ml.control.selection import random_pairs
@@ -104,21 +105,26 @@ def _latest_table(model, project: Project):
 
 
 def _judged_arrays(
-    project: Project, length: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int]:
-    """Every judged pair of segments of ``length`` steps as (segments_a, segments_b, p_a) of
-    shapes (N, k, 2), (N, k, 2), (N,), with the annotator of each; and how many pairs of
-    another length were left out (a project whose segment_length changed)."""
+    project: Project, config: TrajectoryConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], int, np.ndarray]:
+    """Every judged pair of segments of config.segment_length steps as (segments_a,
+    segments_b, p_a) of shapes (N, k, 2), (N, k, 2), (N,), with the annotator of each; how
+    many pairs of another length were left out (a project whose segment_length changed);
+    and each pair's strength margin (config.strength_margins), signed towards a, (N,)."""
+    length = config.segment_length
     pairs = artifacts.judged_segments(project)
     kept = [(a, b, p, pair) for a, b, p, pair in pairs if len(a) == len(b) == length]
     if not kept:
         empty = np.zeros((0, length, 2), dtype=np.int64)
-        return empty, empty, np.zeros(0), [], len(pairs)
+        return empty, empty, np.zeros(0), [], len(pairs), np.zeros(0)
     segments_a = np.stack([state_actions(a) for a, _, _, _ in kept])
     segments_b = np.stack([state_actions(b) for _, b, _, _ in kept])
     p_a = np.array([p for _, _, p, _ in kept])
     annotators = [pair.annotator_id for _, _, _, pair in kept]
-    return segments_a, segments_b, p_a, annotators, len(pairs) - len(kept)
+    margins = np.array(  # (2p − 1)·m: towards the judged winner (bradley_terry.signed_margins)
+        [(2 * p - 1) * strength_margin(config, pair.strength, p) for _, _, p, pair in kept]
+    )
+    return segments_a, segments_b, p_a, annotators, len(pairs) - len(kept), margins
 
 
 def _reliability_fit(
@@ -146,7 +152,7 @@ def _reliability_fit(
         margins = torch.zeros(len(train), dtype=torch.float64)
         for fold in (0, 1):
             others = train[folds != fold]
-            subset = {k: pairs[k][others] for k in ("segments_a", "segments_b")}
+            subset = {k: pairs[k][others] for k in ("segments_a", "segments_b", "margins")}
             table = fit_tabular_reward_model(
                 **{**pairs, **subset, "p_a": targets[folds != fold].numpy()}, config=tables
             )
@@ -240,10 +246,13 @@ class TabularKind:
     def fit_reward_model(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
         env = tabular_env(config.env_id)
-        judged = _judged_arrays(project, config.segment_length)
-        segments_a, segments_b, p_a, annotators, other_length = judged
+        judged = _judged_arrays(project, config)
+        segments_a, segments_b, p_a, annotators, other_length, margins = judged
+        both_bad = both_bad_count(project)  # counted, never a preference
         if len(p_a) < MIN_PAIRS_TO_FIT:
-            return StepResult({"reward/n_pairs": len(p_a), "reward/skipped": 1})
+            return StepResult(
+                {"reward/n_pairs": len(p_a), "feedback/both_bad": both_bad, "reward/skipped": 1}
+            )
         terminal = env.mdp.terminal if env.mdp is not None else None
         pairs = {
             "segments_a": segments_a,
@@ -253,6 +262,7 @@ class TabularKind:
             "n_actions": env.n_actions,
             "terminal": terminal,
             "seed": context.seed,
+            "margins": margins,  # Llama 2's m(strength), signed towards a
         }
         estimate = None
         if (settings := reliability_settings(config)) is not None:
@@ -277,6 +287,7 @@ class TabularKind:
         counts = {
             "reward/n_pairs": len(p_a),
             "reward/coverage": float(visited[running].mean()),  # (s, a) seen in a judged pair
+            "feedback/both_bad": both_bad,
         }
         metrics = finite_metrics(reward_fit_metrics(counts, train=fit, heldout=measured))
         metrics |= reliability_metrics(estimate)
@@ -356,7 +367,7 @@ class TabularKind:
         else:
             candidates = random_pairs(len(segments), oversample * n_pairs, rng)
             table = np.stack([s.state_actions for s in segments])  # (M, k, 2)
-            judged_a, judged_b, _, _, _ = _judged_arrays(project, config.segment_length)
+            judged_a, judged_b, *_ = _judged_arrays(project, config)
             uncertainty = preference_uncertainty(
                 reward=reward,
                 judged_a=judged_a,

@@ -1,7 +1,8 @@
-"""The language-model loop (InstructGPT and DPO).
+"""The language-model loop (InstructGPT, DPO and KTO).
 
 Policies and reward models are Hugging Face model directories (``save_pretrained``),
-stored zipped. DPO trains on the judged pairs directly and skips the reward model; PPO and
+stored zipped. DPO trains on the judged pairs directly and skips the reward model, and so
+does KTO on each completion's verdict (training/kinds/text_kto.py); PPO and
 REINFORCE fit r_θ(x, y) first and optimise r_θ − β·KL(π‖π_ref), π_ref being the policy
 the round started from.
 
@@ -14,31 +15,25 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from itertools import groupby
 
 import numpy as np
 import torch
 
 from core.errors import InvalidInput
 from labeling.models import Item, Project
-from labeling.preferences import Preference, preferences
+from labeling.preferences import Preference, both_bad_count, preferences
 from training import artifacts
-from training.artifacts import NewItem
 from training.devices import step_device, step_dtype, worker_device
-from training.kinds import text_eval
+from training.kinds import text_eval, text_kto, text_reward
 from training.kinds.config import TextConfig, reliability_enabled
 from training.kinds.reliability import ANNOTATORS_METRIC, reliability_metrics, reliability_settings
+from training.kinds.text_items import Prompt, context_of, item_texts, sampled_item, shared_context
 from training.ml.lm import lm, lora
 from training.ml.lm.dpo import train_dpo
 from training.ml.lm.dpo_processes import train_dpo_in_processes
 from training.ml.lm.lm_policy_gradient import train_lm_policy_gradient
-from training.ml.lm.lm_reward import (
-    ComparisonGroup,
-    LMRewardModel,
-    fit_lm_reward_model,
-    load_lm_reward_model,
-    save_lm_reward_model,
-)
+from training.ml.lm.lm_reward import LMRewardModel, load_lm_reward_model, save_lm_reward_model
+from training.ml.lm.lm_reward_fit import fit_lm_reward_model
 from training.ml.lm.text_teacher import text_judgeable
 from training.ml.reliability import ReliabilityConfig, flip_posterior
 from training.models import Policy, RewardModel
@@ -53,14 +48,21 @@ PG_ITERATIONS = 8
 LABEL_WEIGHTS_FILE = "label_weights.json"
 
 
-def prompts_of(project: Project, config: TextConfig) -> list[str]:
-    """config.prompts, or else the prompts of the project's imported items."""
+def prompts_of(project: Project, config: TextConfig) -> list[Prompt]:
+    """config.prompts, or else the prompts of the project's imported items: strings, and
+    for a conversation the prompt's message list (text_items.context_of renders one)."""
     if config.prompts:
         return list(config.prompts)
     imported = (
-        Item.objects.filter(project=project).exclude(prompt="").values_list("prompt", flat=True)
+        Item.objects.filter(project=project)
+        .exclude(prompt="")
+        .values_list("prompt", "prompt_messages")
     )
-    prompts = list(dict.fromkeys(imported))
+    distinct = {
+        json.dumps(messages) if messages else prompt: messages or prompt
+        for prompt, messages in imported
+    }
+    prompts = list(distinct.values())
     if not prompts:
         raise InvalidInput(
             f"Project {project.slug!r} has no prompts: set config.prompts or import some."
@@ -68,50 +70,35 @@ def prompts_of(project: Project, config: TextConfig) -> list[str]:
     return prompts
 
 
-def _texts(project: Project, pairs: list[Preference]) -> dict[int, Item]:
+def _texts(pairs: list[Preference], tokenizer) -> dict[int, tuple[str, str]]:
+    """(context, response) of every item in ``pairs`` (text_items.item_texts)."""
     ids = {pk for pair in pairs for pk in (pair.a_id, pair.b_id)}
-    return {i.pk: i for i in Item.objects.filter(pk__in=ids).only("pk", "prompt", "text")}
-
-
-def comparison_groups(project: Project) -> list[ComparisonGroup]:
-    """For the reward model: one group per judgement, its pairs kept together (a ranking's
-    C(K, 2) pairs are one batch element, as in InstructGPT; a tie is one pair with p = ½)."""
-    return [group for group, _ in judged_groups(project)]
-
-
-def judged_groups(project: Project) -> list[tuple[ComparisonGroup, list[Preference]]]:
-    """comparison_groups, each with the preferences its pairs come from."""
-    pairs = preferences(project)
-    items = _texts(project, pairs)
-    groups = []
-    for _, judged in groupby(pairs, key=lambda pair: pair.judgement_id):
-        judged = list(judged)
-        ids = list(dict.fromkeys(pk for pair in judged for pk in (pair.a_id, pair.b_id)))
-        group = ComparisonGroup(
-            prompt=items[ids[0]].prompt,
-            responses=tuple(items[pk].text for pk in ids),
-            pairs=tuple((ids.index(pair.a_id), ids.index(pair.b_id)) for pair in judged),
-            p_first=tuple(pair.p for pair in judged),
-            annotator=judged[0].annotator_id,
-        )
-        groups.append((group, judged))
-    return groups
+    items = Item.objects.filter(pk__in=ids).only(
+        "pk", "prompt", "text", "prompt_messages", "messages"
+    )
+    return {item.pk: item_texts(item, tokenizer) for item in items}
 
 
 def _pair_key(pair: Preference) -> str:
     return f"{pair.judgement_id}:{pair.a_id}:{pair.b_id}"
 
 
-def dpo_pairs(project: Project) -> list[tuple[str, str, str]]:
-    """For DPO: (prompt, chosen, rejected) of every ranked pair; ties give none."""
-    return [texts for texts, _ in judged_dpo_pairs(project)]
+def dpo_pairs(project: Project, tokenizer) -> list[tuple[str, str, str]]:
+    """For DPO: (prompt, chosen, rejected) of every ranked pair; ties give none. A
+    conversation's prompt is its rendered context, chosen and rejected its final turns."""
+    return [texts for texts, _ in judged_dpo_pairs(project, tokenizer)]
 
 
-def judged_dpo_pairs(project: Project) -> list[tuple[tuple[str, str, str], Preference]]:
+def _dpo_texts(chosen: tuple[str, str], rejected: tuple[str, str]) -> tuple[str, str, str]:
+    context, (chosen_text, rejected_text) = shared_context([chosen, rejected])
+    return context, chosen_text, rejected_text
+
+
+def judged_dpo_pairs(project: Project, tokenizer) -> list[tuple[tuple[str, str, str], Preference]]:
     """dpo_pairs, each with the preference it comes from."""
     pairs = preferences(project, ties=False)
-    items = _texts(project, pairs)
-    return [((items[p.a_id].prompt, items[p.a_id].text, items[p.b_id].text), p) for p in pairs]
+    items = _texts(pairs, tokenizer)
+    return [(_dpo_texts(items[p.a_id], items[p.b_id]), p) for p in pairs]
 
 
 def dpo_weights(
@@ -212,16 +199,30 @@ class TextKind:
     def fit_reward_model(self, context: StepContext) -> StepResult:
         project, config = context.project, context.config
         device = step_device(config)
-        if config.algorithm == "dpo" and not reliability_enabled(config):
+        if config.algorithm == "kto" or (
+            config.algorithm == "dpo" and not reliability_enabled(config)
+        ):
             # DPO learns from the pairs directly; with reliability weighting a reward model
             # still estimates each annotator's flip rate, and DPO weighs its pairs by them.
+            # KTO learns from each completion's verdict directly (training/kinds/text_kto.py).
             return StepResult({"reward/skipped": 1})
-        judged = judged_groups(project)
+        # the policy's tokenizer is the base's (lm.save_policy, lora.load_policy)
+        # one group per judgement: its choice's pairs with strength margins, and its
+        # ratings' pairs per criterion (training/kinds/text_reward.py)
+        judged = text_reward.judged_groups(project, lm.load_tokenizer(config.model_dir), config)
         groups = [group for group, _ in judged]
+        counts = {
+            "reward/n_judgements": len(groups),
+            "reward/n_rating_pairs": sum(h is not None for g in groups for h in g.pair_heads()),
+            "feedback/both_bad": both_bad_count(project),  # counted, never a preference
+        }
         if len(groups) < MIN_JUDGEMENTS_TO_FIT:
-            return StepResult({"reward/n_judgements": len(groups), "reward/skipped": 1})
+            return StepResult({**counts, "reward/skipped": 1})
         _, base, tokenizer = _load_policy(project, config)
-        model = LMRewardModel.from_causal_lm(base, tokenizer, seed=context.seed)
+        # one head per criterion; the policy's reward is their weighted sum
+        model = LMRewardModel.from_causal_lm(
+            base, tokenizer, seed=context.seed, criteria=text_reward.criteria(config)
+        )
         fit = fit_lm_reward_model(
             model=model,
             rankings=groups,
@@ -232,13 +233,13 @@ class TextKind:
             reliability=reliability_settings(config),
             progress=lambda f: context.progress(0.9 * f),
         )
-        metrics = reward_fit_metrics({"reward/n_judgements": len(groups)}, train=fit)
+        metrics = reward_fit_metrics(counts, train=fit) | fit.criterion_metrics()
         metrics |= reliability_metrics(fit.reliability)
-        label_weights = {
+        label_weights = {  # of the choice's pairs, which come first in each group
             _pair_key(pair): w
             for (_, pairs), weights in zip(judged, fit.label_weights or [], strict=False)
             if weights is not None
-            for pair, w in zip(pairs, weights, strict=True)
+            for pair, w in zip(pairs, weights[: len(pairs)], strict=True)
         }
 
         def save(directory) -> None:
@@ -258,7 +259,7 @@ class TextKind:
         reference = lora.reference_of(policy)
         weighting: dict = {}
         if config.algorithm == "dpo":
-            judged = judged_dpo_pairs(project)
+            judged = judged_dpo_pairs(project, tokenizer)
             if not judged:
                 return StepResult({"policy/skipped": 1})
             weights = None
@@ -285,6 +286,18 @@ class TextKind:
                 dtype=dtype,
                 progress=lambda f: context.progress(0.8 * f),
             )
+        elif config.algorithm == "kto":
+            # KTO, Ethayarajh et al. 2024, on ratings and thumbs (training/kinds/text_kto.py)
+            train_metrics = text_kto.train_kto_policy(
+                context,
+                policy=policy,
+                reference=reference,
+                tokenizer=tokenizer,
+                device=device,
+                dtype=dtype,
+            )
+            if train_metrics is None:
+                return StepResult({"policy/skipped": 1})
         else:
             reward_row = artifacts.latest(RewardModel, project)
             if reward_row is None:
@@ -297,7 +310,7 @@ class TextKind:
                 reference=lm.frozen_copy(policy) if reference is None else reference,
                 tokenizer=tokenizer,
                 reward_fn=reward_model.score,
-                prompts=prompts_of(project, config),
+                prompts=[context_of(tokenizer, p) for p in prompts_of(project, config)],
                 k=config.k,
                 beta=config.beta,
                 temperature=config.temperature,
@@ -337,7 +350,7 @@ class TextKind:
             samples = lm.sample_responses(
                 model=policy.to(device),
                 tokenizer=tokenizer,
-                prompts=prompts,
+                prompts=[context_of(tokenizer, prompt) for prompt in prompts],
                 k=config.k,
                 temperature=config.temperature,
                 top_p=config.top_p,
@@ -355,7 +368,8 @@ class TextKind:
         items, comparisons = [], []
         for prompt, responses in zip(prompts, samples, strict=True):
             first = len(items)
-            items.extend(NewItem(data=data, prompt=prompt, text=text) for text in responses)
+            # a message-list prompt gives conversation items (text_items.sampled_item)
+            items.extend(sampled_item(prompt, text, data) for text in responses)
             comparisons.append((range(first, len(items)), {}))
         return artifacts.new_comparisons(
             context,
@@ -366,7 +380,8 @@ class TextKind:
         )
 
     def judgeable(self, item: Item):
-        """The response, scored by the sentiment lexicon."""
+        """The response (a conversation's final assistant turn, its ``text``), scored by
+        the sentiment lexicon."""
         return text_judgeable(item.text)
 
 

@@ -1,6 +1,7 @@
 """A text round's evaluation against the reference policy, the project's base model
 (config.model_dir): the teacher's win rate over it and the sequence KL to it, on held-out
-prompts (training/ml/lm/policy_eval.py). Its metric names, which the dashboard, run_loop
+prompts (training/ml/lm/policy_eval.py), a conversation's rendered with the model's chat
+template (text_items.context_of). Its metric names, which the dashboard, run_loop
 and benchmarks/text_loop.py read: teacher/win_rate, teacher/win_rate_se, kl/sequence,
 teacher/mean_score."""
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from training.kinds.config import TextConfig
+from training.kinds.text_items import Prompt, context_of
 from training.ml.lm import lm, lora
 from training.ml.lm.policy_eval import compare_with_reference
 from training.ml.lm.text_teacher import load_lexicon
@@ -18,9 +20,9 @@ MAX_EVAL_PROMPTS = 32  # the evaluation's cost: 2 samples and 2 scorings per pro
 DEFAULT_EVAL_PROMPT = "Question: How was your day?\nAnswer:"
 
 
-def eval_prompts(config: TextConfig) -> list[str]:
+def eval_prompts(config: TextConfig) -> list[Prompt]:
     """config.eval_prompts, else the first 8 of config.prompts, else one default prompt;
-    at most MAX_EVAL_PROMPTS."""
+    at most MAX_EVAL_PROMPTS. Each a string or, for a conversation, a message list."""
     prompts = list(config.eval_prompts) or list(config.prompts[:8]) or [DEFAULT_EVAL_PROMPT]
     return prompts[:MAX_EVAL_PROMPTS]
 
@@ -50,7 +52,7 @@ def reference_metrics(
         policy=policy,
         use_reference=reference_for(policy, config),
         tokenizer=tokenizer,
-        prompts=eval_prompts(config),
+        prompts=[context_of(tokenizer, prompt) for prompt in eval_prompts(config)],
         lexicon=load_lexicon(),
         temperature=config.temperature,
         top_p=config.top_p,

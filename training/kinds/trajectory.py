@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from labeling.models import Item, Project
+from labeling.preferences import both_bad_count
 from training import artifacts
 from training.artifacts import NewItem
 from training.devices import step_device, worker_device
-from training.kinds.config import TrajectoryConfig
+from training.kinds.config import TrajectoryConfig, strength_margin
 from training.kinds.reliability import reliability_metrics, reliability_settings
 from training.ml.control import checkpoints, replay, selection
 from training.ml.control.actor_critic import A2CConfig, train_a2c
@@ -161,8 +162,9 @@ class TrajectoryKind:
         device = step_device(config)
         judged = artifacts.judged_segments(project)
         pairs = [(a, b, p) for a, b, p, _ in judged]
+        counts = {"reward/n_pairs": len(pairs), "feedback/both_bad": both_bad_count(project)}
         if len(pairs) < MIN_PAIRS_TO_FIT:
-            return StepResult({"reward/n_pairs": len(pairs), "reward/skipped": 1})
+            return StepResult({**counts, "reward/skipped": 1})
         ensemble = reward_ensemble_for_env(
             config.env_id, n_members=config.ensemble_size, seed=context.seed
         )
@@ -173,10 +175,12 @@ class TrajectoryKind:
             seed=context.seed,
             annotators=[pair.annotator_id for _, _, _, pair in judged],
             reliability=reliability_settings(config),
+            # Llama 2's margin m(strength) per pair (config.strength_margins)
+            margins=[strength_margin(config, pair.strength, p) for _, _, p, pair in judged],
             device=device,
             progress=lambda f: context.progress(0.95 * f),
         )
-        metrics = reward_fit_metrics({"reward/n_pairs": len(pairs)}, train=fit)
+        metrics = reward_fit_metrics(counts, train=fit)
         metrics |= reliability_metrics(fit.reliability)
         name = _store_checkpoint(project, "reward", ensemble)
 

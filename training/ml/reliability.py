@@ -38,7 +38,7 @@ every ε would fall to 0 (the demo LM's reward model fits 93% of noisy training 
 after 3 epochs). ``fit_with_reliability`` therefore takes out-of-sample margins from the
 trainer (``Fit``): the out-of-bag members of a bootstrap ensemble (control/reward_models.py),
 or cross-fitted copies of the model, each judging the half it was not fitted on
-(lm/lm_reward.py, and the tabular kind).
+(lm/lm_reward_fit.py, and the tabular kind).
 """
 
 from __future__ import annotations

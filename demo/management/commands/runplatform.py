@@ -152,7 +152,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"\n  The platform is up at {url}\n"
                 f"  Annotator pages: {url}label/demo-text/  {url}label/demo-lm/  "
-                f"{url}label/demo-pendulum/\n"
+                f"{url}label/demo-pendulum/  {url}label/demo-chat/\n"
                 f"  Admin: {url}admin/   Dashboard: {url}projects/demo-pendulum/dashboard/   "
                 f"API docs: {url}api/docs/\n"
                 f"  Logins (user / password): {logins}\n"

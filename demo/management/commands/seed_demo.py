@@ -13,6 +13,25 @@ from labeling import imports, services
 from labeling.models import Project
 
 DEMO_TEXT_FILE = Path(settings.BASE_DIR) / "demo" / "text_demo.jsonl"
+DEMO_CHAT_FILE = Path(settings.BASE_DIR) / "demo" / "chat_demo.jsonl"
+CHAT_INSTRUCTIONS = """\
+Read the conversation, then pick the **better next assistant turn**.
+
+* Say how much better it is with **↑** / **↓**, and rate both on each criterion
+  (**Shift+1**…**Shift+7**).
+* **e** lets you improve the winner's text; **c** adds a note; **b** says both are bad.
+"""
+# The feedback form of demo-chat: every part offered, none required.
+CHAT_CONFIG = {
+    "feedback": {
+        "strength": "optional",
+        "ratings": "optional",
+        "critique": "optional",
+        "edit": "optional",
+        "both_bad": True,
+    },
+    "criteria": [{"name": "helpful", "weight": 1.0}, {"name": "honest", "weight": 1.0}],
+}
 PENDULUM_INSTRUCTIONS = """\
 Each clip shows a pendulum for two seconds. Pick the clip in which the pendulum is
 **closer to standing straight up, and steadier**. Tie (**3**) when you cannot tell.
@@ -39,8 +58,8 @@ Pick the response that is **more helpful, correct and kind**.
 
 class Command(BaseCommand):
     help = (
-        "Create the demo accounts and projects (demo-text, demo-pendulum; demo-lm once its "
-        "model is built). Running it again changes nothing."
+        "Create the demo accounts and projects (demo-text, demo-pendulum, demo-chat; demo-lm "
+        "once its model is built). Running it again changes nothing."
     )
 
     def handle(self, *args, **options):
@@ -89,7 +108,21 @@ class Command(BaseCommand):
                     round_size=16,
                     config=PENDULUM_CONFIG,
                 )
-            demo_projects = [project, pendulum]
+            chat = Project.objects.filter(slug="demo-chat").first()
+            if chat is None:
+                chat = services.create_project(
+                    slug="demo-chat",
+                    name="Demo: the better next turn of a conversation",
+                    kind=Project.Kind.TEXT,
+                    instructions=CHAT_INSTRUCTIONS,
+                    overlap=1,
+                    round_size=20,
+                    config=CHAT_CONFIG,
+                )
+                imports.import_jsonl(
+                    project=chat, data=DEMO_CHAT_FILE.read_bytes(), importer=users["admin"]
+                )
+            demo_projects = [project, pendulum, chat]
             for user in users.values():
                 for demo in demo_projects:
                     services.add_member(project=demo, user=user)

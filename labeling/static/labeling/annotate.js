@@ -2,7 +2,8 @@
 // one without reloading; bring the last one back to change its answer (u); review clips
 // (pause, scrub, half speed); and, when nothing is left, look again by itself and say
 // truthfully where new comparisons come from. Model outputs are untrusted: they are only
-// ever set as text.
+// ever set as text. conversation.js renders chat turns; feedback.js holds the project's
+// feedback form (strength, ratings, critique, edit, both bad) and its keys.
 (function () {
   "use strict";
   const root = document.getElementById("annotator");
@@ -96,13 +97,15 @@
     $("done").hidden = true;
     $("task").hidden = false;
     $("revising").hidden = !revision;
-    $("prompt").textContent = a.prompt || "";
+    Conversation.renderPrompt($("prompt"), a.prompt);
     $("prompt").hidden = !a.prompt;
     document.querySelector(".prompt-label").hidden = !a.prompt;
+    document.querySelector(".prompt-label").textContent = Array.isArray(a.prompt) ? "Conversation" : "Prompt";
     const box = $("candidates");
     box.replaceChildren();
     box.dataset.k = a.items.length;
     a.items.forEach((item, i) => box.appendChild(candidate(item, i)));
+    Feedback.setUp(a, box, revision ? lastJudged.answer : null);
     const isPair = a.items.length === 2;
     $("pair-actions").hidden = !isPair;
     $("rank-actions").hidden = isPair;
@@ -137,10 +140,7 @@
       video.preload = "auto";
       el.appendChild(video);
     } else {
-      const body = document.createElement("div");
-      body.className = "response";
-      body.textContent = item.text;
-      el.appendChild(body);
+      el.appendChild(Conversation.response(item));
     }
     el.addEventListener("click", () => {
       if (current && current.items.length > 2) addToRanking(item.id);
@@ -186,6 +186,7 @@
       el.classList.toggle("ranked", r >= 0);
     });
     $("rank-submit").disabled = ranking.length !== current.items.length;
+    Feedback.rankingChanged();
   }
 
   // --- answering, and changing the last answer -----------------------------------------------
@@ -193,6 +194,9 @@
 
   async function submit(body) {
     if (!current || busy) return;
+    const feedback = Feedback.collect(body);
+    if (feedback.error) { say(feedback.error, true); return; }
+    Object.assign(body, feedback.fields);
     busy = true;
     const judged = current;
     const revision = revising;
@@ -208,12 +212,12 @@
       busy = false;
       if (status === 200 || status === 201) {
         const answeredAt = revision ? lastJudged.answeredAt : status === 201 ? Date.now() : null;
-        lastJudged = { assignment: judged, choice: data.choice, answeredAt };
+        lastJudged = { assignment: judged, choice: data.choice, answeredAt, answer: data };
         say("");
         if (data.next) show(data.next);
         else await loadNext(); // nothing left: shows the done panel and the final progress
         if (revision) say(`Your answer to the previous comparison is now ${describe(data.choice)}.`);
-      } else if (revision && status < 500) {
+      } else if (revision && status < 500 && status !== 400) { // a 400 stays, to be fixed
         if (status === 409) lastJudged = null; // too late to change: nothing left to undo
         await loadNext(); // back to the comparison this page had
         say((data && data.detail) || `Could not change the answer (HTTP ${status}).`, true);
@@ -223,12 +227,26 @@
         setTimeout(loadNext, 1500);
       } else {
         say((data && data.detail) || `Could not save (HTTP ${status}); press the key again.`, true);
+        if (status === 400) Feedback.showInvalid(data && data.field);
       }
     } catch (e) {
       busy = false;
       say("The server cannot be reached; press the key again to retry.", true);
     }
     updateUndoButton();
+  }
+
+  // A choice key or button: sent at once, or (with a feedback form) picked until Enter.
+  function choose(choice) {
+    if (!Feedback.pick(choice)) submit({ choice });
+  }
+
+  // Enter (or the form's Send button): the picked choice, else a complete ranking.
+  function confirmAnswer() {
+    if (!current) return;
+    if (Feedback.picked()) submit({ choice: Feedback.picked() });
+    else if (current.items.length > 2 && ranking.length === current.items.length) submit({ ranking });
+    else say(current.items.length === 2 ? "Pick an answer first: 1 (left), 2 (right) or 3 (tie)." : "Rank every candidate first.", true);
   }
 
   // u: show the last judged comparison again, its items in the order they were shown, so
@@ -347,11 +365,14 @@
     if (e.key === "p" || e.key === "P") { if (ClipReview.active()) { e.preventDefault(); ClipReview.togglePaused(); } return; }
     if (e.key === "h" || e.key === "H") { if (ClipReview.active()) { e.preventDefault(); ClipReview.toggleHalfSpeed(); } return; }
     if (!current) return;
+    if (Feedback.onKey(e)) return;
     const k = current.items.length;
     if (e.key === "s" || e.key === "S") { e.preventDefault(); submit({ choice: "skip" }); return; }
+    if ((e.key === "b" || e.key === "B") && Feedback.offersBothBad()) { e.preventDefault(); choose("both_bad"); return; }
+    if (e.key === "Enter" && Feedback.holds() && (k === 2 || Feedback.picked())) { e.preventDefault(); confirmAnswer(); return; }
     if (k === 2) {
       const choice = { "1": "left", ArrowLeft: "left", "2": "right", ArrowRight: "right", "3": "tie", " ": "tie" }[e.key];
-      if (choice) { e.preventDefault(); submit({ choice }); }
+      if (choice) { e.preventDefault(); choose(choice); }
       return;
     }
     const n = Number(e.key);
@@ -362,7 +383,8 @@
 
   // A mouse click leaves a button focused, and a later Enter or space would click it again.
   const clicked = (b, action) => b.addEventListener("click", (e) => { if (e.detail > 0) b.blur(); action(); });
-  document.querySelectorAll("[data-choice]").forEach((b) => clicked(b, () => submit({ choice: b.dataset.choice })));
+  document.querySelectorAll("[data-choice]").forEach((b) => clicked(b, () => choose(b.dataset.choice)));
+  Feedback.init({ ranking: () => ranking, confirm: confirmAnswer, say });
   $("rank-submit").addEventListener("click", () => submit({ ranking }));
   $("rank-undo").addEventListener("click", () => { ranking = ranking.slice(0, Math.max(0, Math.min(ranking.length, current.items.length - 1) - 1)); renderRanking(); });
   if ($("undo-last")) clicked($("undo-last"), undo);

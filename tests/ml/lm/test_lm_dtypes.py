@@ -11,7 +11,8 @@ from tests.ml.lm.lm_fixtures import demo_prompts, load_tiny_lm
 from tests.ml.lm.test_lm_reward import counting_rankings
 from training.ml.lm.lm import frozen_copy
 from training.ml.lm.lm_policy_gradient import train_lm_policy_gradient
-from training.ml.lm.lm_reward import LMRewardModel, fit_lm_reward_model
+from training.ml.lm.lm_reward import LMRewardModel
+from training.ml.lm.lm_reward_fit import fit_lm_reward_model
 
 
 def test_bf16_rewards_are_close_to_fp32_ones_but_computed_in_bf16(tmp_path_factory):

@@ -13,11 +13,11 @@ from training.ml.bradley_terry import bradley_terry_loss
 from training.ml.lm.lm_reward import (
     LMRewardModel,
     comparison_groups,
-    fit_lm_reward_model,
     group_losses,
     load_lm_reward_model,
     save_lm_reward_model,
 )
+from training.ml.lm.lm_reward_fit import fit_lm_reward_model
 
 SENTENCES = [
     "The view was nice.",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from training.ml.bradley_terry import bradley_terry_loss
+from training.ml.bradley_terry import bradley_terry_loss, signed_margins
 from training.ml.control.rollouts import Segment
 from training.ml.control.spaces import ActionSpec, encode_actions, env_spaces
 from training.ml.reliability import (
@@ -264,10 +264,10 @@ class RewardFitMetrics:
 def _ensemble_mean_metrics(
     ensemble: RewardEnsemble, batch: tuple[Tensor, ...]
 ) -> tuple[float, float | None]:
-    obs_a, act_a, obs_b, act_b, p_a = batch
+    obs_a, act_a, obs_b, act_b, p_a, margin = batch
     returns_a = ensemble.segment_returns(obs_a, act_a).mean(0)  # (N,)
     returns_b = ensemble.segment_returns(obs_b, act_b).mean(0)  # (N,)
-    loss = float(bradley_terry_loss(returns_a, returns_b, p_a))
+    loss = float(bradley_terry_loss(returns_a, returns_b, p_a, margin))
     decided = p_a != 0.5
     if not bool(decided.any()):
         return loss, None
@@ -288,6 +288,7 @@ def fit_reward_ensemble(
     weight_decay: float = 1e-4,
     annotators: Sequence[Hashable] | None = None,
     reliability: ReliabilityConfig | None = None,
+    margins: Sequence[float] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> RewardFitMetrics:
     """Fit the ensemble in place on judged pairs by minimising the Bradley-Terry loss of
@@ -302,6 +303,8 @@ def fit_reward_ensemble(
     are fitted on the soft targets of eq. (4), and the E-step judges each training label by
     the members that did not train on it (out of their bootstrap sample); held-out labels
     take no part. The metrics are measured against the labels as judged either way.
+    margins: per pair m ≥ 0, the margin its judged winner's return must clear (Llama 2's
+    m(strength), bradley_terry.py; None: 0 for every pair), in the loss and its metrics.
     The ensemble is moved to ``device``.
     """
     if not pairs:
@@ -318,6 +321,8 @@ def fit_reward_ensemble(
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}.")
     if reliability is not None and (annotators is None or len(annotators) != len(pairs)):
         raise ValueError("Reliability weighting needs the annotator of every pair.")
+    if margins is not None and (len(margins) != len(pairs) or min(margins, default=0) < 0):
+        raise ValueError("margins must give every pair a margin m ≥ 0.")
 
     rng = np.random.default_rng(seed)
     n = len(pairs)
@@ -329,6 +334,9 @@ def fit_reward_ensemble(
     obs_a, act_a = segments_to_tensors([a for a, _, _ in pairs], device=device)  # (n, T, D)
     obs_b, act_b = segments_to_tensors([b for _, b, _ in pairs], device=device)
     p_a = torch.tensor([p for _, _, p in pairs], dtype=torch.float32, device=device)  # (n,)
+    margin = signed_margins(
+        p_a, torch.tensor(margins or [0.0] * n, dtype=torch.float32, device=device)
+    )  # (n,) towards the judged winner
 
     # Input statistics from the training pairs' segments, each segment counted once.
     train_segments = {id(s): s for i in train for s in pairs[i][:2]}
@@ -355,7 +363,7 @@ def fit_reward_ensemble(
                     returns_b = ensemble.member_rewards(obs_b[idx], act_b[idx], member=member)
                     # Christiano et al. 2017, eq. 1, on this member's bootstrap batch.
                     loss = loss + bradley_terry_loss(
-                        returns_a.sum(-1), returns_b.sum(-1), targets[idx]
+                        returns_a.sum(-1), returns_b.sum(-1), targets[idx], margin[idx]
                     )
                 optimizer.zero_grad()
                 loss.backward()
@@ -401,7 +409,7 @@ def fit_reward_ensemble(
 
     def subset(indices: np.ndarray) -> tuple[Tensor, ...]:
         idx = torch.as_tensor(indices, device=device)
-        return obs_a[idx], act_a[idx], obs_b[idx], act_b[idx], p_a[idx]
+        return obs_a[idx], act_a[idx], obs_b[idx], act_b[idx], p_a[idx], margin[idx]
 
     train_loss, _ = _ensemble_mean_metrics(ensemble, subset(train))
     heldout_loss, heldout_accuracy = (

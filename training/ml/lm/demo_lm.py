@@ -4,8 +4,8 @@ project has a policy to start from without any download.
 Two steps, both saved with save_pretrained into one directory (training.ml.lm.lm.load_causal_lm
 reads it back; so does any Hugging Face tool):
 1. a byte-level BPE tokenizer (GPT-2's scheme: bytes, then learned merges) trained on the
-   corpus, wrapped as a PreTrainedTokenizerFast with <|endoftext|> as bos and eos and
-   <|pad|> as pad;
+   corpus, wrapped as a PreTrainedTokenizerFast with <|endoftext|> as bos and eos,
+   <|pad|> as pad, and DEMO_CHAT_TEMPLATE as its chat template;
 2. a GPT2LMHeadModel trained by next-token prediction on the corpus. Examples are the
    corpus's blank-line-separated "Question: ...\\nAnswer: ..." blocks, each followed by
    eos so the model learns to stop; they are packed into one token stream, and each step
@@ -33,6 +33,20 @@ DEMO_PROMPTS = DEMO_DIR / "prompts.txt"
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
+# The demo model's chat template (Jinja, as Hugging Face tokenizers keep it): a conversation
+# in the corpus's own words, so the model reads it as the examples it was trained on. A user
+# turn is "Question: ...\n", an assistant turn "Answer: ..." closed by eos (as the packed
+# corpus closes each example), a system turn "System: ...\n"; the generation prompt is the
+# assistant cue "Answer:". No bos: the corpus has none.
+DEMO_CHAT_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}System: {{ m['content'] | trim }}\n"
+    "{% elif m['role'] == 'user' %}Question: {{ m['content'] | trim }}\n"
+    "{% else %}Answer: {{ m['content'] | trim }}{{ eos_token }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Answer:{% endif %}"
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,8 @@ def read_prompts(path: str | Path = DEMO_PROMPTS) -> list[str]:
 
 
 def train_tokenizer(*, examples: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE on the examples; bos = eos = <|endoftext|>, pad = <|pad|>."""
+    """Byte-level BPE on the examples; bos = eos = <|endoftext|>, pad = <|pad|>, and
+    DEMO_CHAT_TEMPLATE for conversations."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -77,12 +92,14 @@ def train_tokenizer(*, examples: list[str], vocab_size: int) -> PreTrainedTokeni
         show_progress=False,
     )
     tokenizer.train_from_iterator(examples, trainer=trainer)
-    return PreTrainedTokenizerFast(
+    wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=EOS_TOKEN,
         eos_token=EOS_TOKEN,
         pad_token=PAD_TOKEN,
     )
+    wrapped.chat_template = DEMO_CHAT_TEMPLATE  # saved with it by save_pretrained
+    return wrapped
 
 
 def _learning_rate(step: int, *, config: DemoLMConfig) -> float:

@@ -41,6 +41,15 @@ def load_causal_lm(
     The model comes back in eval mode (no dropout). A tokenizer without a pad token gets
     its eos as pad: every mask here comes from attention masks, never from the pad id."""
     path = Path(path)
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+    return model.to(device).eval(), tokenizer
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer of the model directory at path, as load_causal_lm gives it (eos as
+    pad when it has no pad token), without loading the model."""
+    path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"No model at {path}: expected a save_pretrained directory with config.json "
@@ -51,8 +60,7 @@ def load_causal_lm(
         raise ValueError(f"The tokenizer at {path} has no eos token; responses could not end.")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
-    return model.to(device).eval(), tokenizer
+    return tokenizer
 
 
 def save_policy(

@@ -1,88 +1,108 @@
-"""A reward model r_θ(x, y) for text, fitted to rankings of K responses (InstructGPT,
-Ouyang et al. 2022, §3.5).
+"""A reward model r_θ(x, y) for text, with one head per criterion, and its ranking loss
+(InstructGPT, Ouyang et al. 2022, §3.5); lm_reward_fit.py fits it.
 
 r_θ is a causal LM's transformer (InstructGPT starts from the SFT model) with its
-unembedding replaced by a linear head giving one scalar from the final hidden state of the
-last real token of [x; y; eos]. A ranking of K responses gives all C(K,2) (better, worse)
-pairs, and they stay together as one batch element, so that each forward pass scores each
-response once and a prompt with many pairs does not outweigh the others:
-    loss(θ) = −1/C(K,2) · E_{(x, y_w, y_l)} [ log σ( r_θ(x, y_w) − r_θ(x, y_l) ) ]   (eq. 1)
-A single judgement (x, a, b, p) with P[a ≻ b] = p is a group of one pair; p = 0.5 is a
-tie, fitted as the cross-entropy −[p log σ(Δ) + (1 − p) log σ(−Δ)] (bradley_terry.py).
+unembedding replaced by linear heads, each giving one scalar r_c from the final hidden
+state of the last real token of [x; y; eos]: one head per rated criterion c of the project,
+and the reward the policy is trained on is their weighted sum r = Σ_c w_c r_c (the
+project's weights, normalised to sum to 1, so that the reward's scale and the KL
+coefficient β mean the same however the weights are written). One criterion is the plain
+InstructGPT reward model.
+
+A ranking of K responses gives all C(K,2) (better, worse) pairs, and they stay together as
+one batch element, so that each forward pass scores each response once and a prompt with
+many pairs does not outweigh the others:
+    loss(θ) = −1/C(K,2) · E_{(x, y_w, y_l)} [ log σ( r_θ(x, y_w) − r_θ(x, y_l) − m ) ]   (eq. 1)
+with m = m(strength) the margin of Llama 2 (Touvron et al. 2023, eq. 2; 0 for a tie or a
+pair without a strength). A single judgement (x, a, b, p) with P[a ≻ b] = p is a group of
+one pair; p = 0.5 is a tie, fitted as the cross-entropy −[p log σ(Δ) + (1 − p) log σ(−Δ)]
+(bradley_terry.py). A pair may instead train one criterion's head r_c (the pairs the
+ratings on c order); a group's loss is the sum, over the heads its pairs train, of the
+mean loss of those pairs, so ratings add to the choice's signal and do not dilute it.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
+import json
 import math
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from training.ml.bradley_terry import bradley_terry_loss, ranking_to_pairs
-from training.ml.lm.lm import autocast_to, forward_dtype, max_positions, tokenize_prompt_response
-from training.ml.reliability import (
-    Fit,
-    FlipRates,
-    ReliabilityConfig,
-    em_epochs,
-    fit_with_reliability,
-)
+from training.ml.bradley_terry import bradley_terry_loss, ranking_to_pairs, signed_margins
+from training.ml.lm.lm import autocast_to, max_positions, tokenize_prompt_response
 from training.ml.seeding import torch_seeded
 
 # (prompt, responses best first), or (prompt, a, b, P[a ≻ b]) with 1, 0 or 0.5 for a tie.
 Ranking = tuple[str, Sequence[str]]
 WeightedPair = tuple[str, str, str, float]
+Criteria = Sequence[tuple[str, float]]  # (name, weight) per head
 
 HEAD_FILE = "reward_head.safetensors"
-
-
-@dataclass(frozen=True)
-class LMRewardConfig:
-    epochs: int = 3
-    lr: float = 1e-4  # InstructGPT's 6B RM: 9e-6; the demo LM takes a larger step
-    batch_size: int = 8  # comparison groups per step (each of K responses)
-    holdout_fraction: float = 0.2
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    dtype: str = "auto"  # of the forward passes: "auto", "float32" or "bfloat16" (lm.forward_dtype)
+# {"criteria": [{"name", "weight"}, ...]}, one per row of the head; absent (a checkpoint of
+# one head, from before criteria): SINGLE_HEAD
+HEADS_FILE = "reward_heads.json"
+SINGLE_HEAD = (("overall", 1.0),)
 
 
 class LMRewardModel(nn.Module):
-    """r_θ(x, y): a transformer and a scalar head on the last real token's hidden state."""
+    """r_θ(x, y) = Σ_c w_c r_c(x, y): a transformer and one linear head per criterion on the
+    last real token's hidden state. ``criteria``: (name, weight ≥ 0) per head, weights not
+    all 0; ``weights`` holds them normalised to sum to 1."""
 
-    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        criteria: Criteria = SINGLE_HEAD,
+    ) -> None:
         super().__init__()
+        criteria = tuple((str(name), float(weight)) for name, weight in criteria)
+        total = sum(weight for _, weight in criteria)
+        if not criteria or total <= 0 or any(w < 0 for _, w in criteria):
+            raise ValueError(f"The criteria need weights ≥ 0, not all 0; got {criteria!r}.")
         self.backbone = backbone  # a base model (no LM head): returns last_hidden_state
         self.tokenizer = tokenizer
-        self.head = nn.Linear(backbone.config.hidden_size, 1)
+        self.criteria = criteria
+        self.head = nn.Linear(backbone.config.hidden_size, len(criteria))  # row c: r_c
+        self.register_buffer(
+            "weights", torch.tensor([w / total for _, w in criteria]), persistent=False
+        )
+
+    @property
+    def criterion_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.criteria)
 
     @classmethod
     def from_causal_lm(
-        cls, causal_lm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, seed: int
+        cls,
+        causal_lm: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        seed: int,
+        criteria: Criteria = SINGLE_HEAD,
     ) -> LMRewardModel:
-        """A copy of the LM's transformer (its base_model) with a new head; the LM is left
-        untouched. The head starts near zero (std 1/√(H+1), as in Stiennon et al.'s code)."""
+        """A copy of the LM's transformer (its base_model) with new heads; the LM is left
+        untouched. The heads start near zero (std 1/√(H+1), as in Stiennon et al.'s code)."""
         backbone = copy.deepcopy(causal_lm.base_model)
-        model = cls(backbone, tokenizer)
+        model = cls(backbone, tokenizer, criteria)
         with torch_seeded(seed):
             hidden = backbone.config.hidden_size
             nn.init.normal_(model.head.weight, std=1.0 / math.sqrt(hidden + 1))
             nn.init.zeros_(model.head.bias)
         return model.to(next(backbone.parameters()).device)
 
-    def forward(
+    def head_forward(
         self, input_ids: Tensor, attention_mask: Tensor, *, dtype: torch.dtype = torch.float32
     ) -> Tensor:
         """input_ids, attention_mask (B, T), right-padded as collate_prompt_response pads
-        them → r_θ (B,). dtype: the transformer's (autocast_to); the head is fp32."""
+        them → r_c per head (B, n). dtype: the transformer's (autocast_to); heads are fp32."""
         with autocast_to(dtype, input_ids.device):
             hidden = self.backbone(
                 input_ids=input_ids, attention_mask=attention_mask, use_cache=False
@@ -90,7 +110,30 @@ class LMRewardModel(nn.Module):
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
         last = (attention_mask * positions).argmax(dim=-1)  # (B,) the last real token
         final = hidden[torch.arange(len(last), device=hidden.device), last]  # (B, H)
-        return self.head(final.float()).squeeze(-1)  # (B,)
+        return self.head(final.float())  # (B, n)
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, *, dtype: torch.dtype = torch.float32
+    ) -> Tensor:
+        """r_θ = Σ_c w_c r_c: (B,)."""
+        return self.head_forward(input_ids, attention_mask, dtype=dtype) @ self.weights
+
+    def head_rewards(
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[str],
+        *,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """r_c(x_i, y_i) per head, differentiable: (N, n)."""
+        batch = tokenize_prompt_response(
+            tokenizer=self.tokenizer,
+            prompts=prompts,
+            responses=responses,
+            max_length=max_positions(self.backbone),
+            device=self.head.weight.device,
+        )
+        return self.head_forward(batch.input_ids, batch.attention_mask, dtype=dtype)
 
     def rewards(
         self,
@@ -99,36 +142,39 @@ class LMRewardModel(nn.Module):
         *,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """r_θ(x_i, y_i), differentiable: (N,)."""
-        batch = tokenize_prompt_response(
-            tokenizer=self.tokenizer,
-            prompts=prompts,
-            responses=responses,
-            max_length=max_positions(self.backbone),
-            device=self.head.weight.device,
-        )
-        return self(batch.input_ids, batch.attention_mask, dtype=dtype)
+        """r_θ(x_i, y_i) = Σ_c w_c r_c(x_i, y_i), differentiable: (N,)."""
+        return self.head_rewards(prompts, responses, dtype=dtype) @ self.weights
 
     @torch.no_grad()
     def score(
         self, prompts: Sequence[str], responses: Sequence[str], *, batch_size: int = 32
     ) -> Tensor:
-        """r_θ(x_i, y_i) for N texts: (N,), no gradient, on the model's device. Usable as a
-        policy-gradient reward_fn(prompts, responses)."""
+        """r_θ(x_i, y_i), the weighted sum, for N texts: (N,), no gradient, on the model's
+        device. Usable as a policy-gradient reward_fn(prompts, responses)."""
+        return self.score_heads(prompts, responses, batch_size=batch_size) @ self.weights
+
+    @torch.no_grad()
+    def score_heads(
+        self, prompts: Sequence[str], responses: Sequence[str], *, batch_size: int = 32
+    ) -> Tensor:
+        """r_c(x_i, y_i) per head for N texts: (N, n), no gradient."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses.")
         was_training = self.training
         self.eval()
         scores = [
-            self.rewards(prompts[i : i + batch_size], responses[i : i + batch_size])
+            self.head_rewards(prompts[i : i + batch_size], responses[i : i + batch_size])
             for i in range(0, len(prompts), batch_size)
         ]
         self.train(was_training)
-        return torch.cat(scores) if scores else torch.zeros(0, device=self.head.weight.device)
+        if not scores:
+            return torch.zeros(0, len(self.criteria), device=self.head.weight.device)
+        return torch.cat(scores)
 
 
 def save_lm_reward_model(model: LMRewardModel, path: str | Path) -> Path:
-    """The backbone and tokenizer with save_pretrained, the head as reward_head.safetensors."""
+    """The backbone and tokenizer with save_pretrained, the heads as reward_head.safetensors
+    and their criteria and weights as reward_heads.json."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model.backbone.save_pretrained(path)
@@ -137,18 +183,26 @@ def save_lm_reward_model(model: LMRewardModel, path: str | Path) -> Path:
         {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
         path / HEAD_FILE,
     )
+    criteria = [{"name": name, "weight": weight} for name, weight in model.criteria]
+    (path / HEADS_FILE).write_text(json.dumps({"criteria": criteria}))
     return path
 
 
 def load_lm_reward_model(path: str | Path, *, device: torch.device | str = "cpu") -> LMRewardModel:
+    """A saved reward model; one without reward_heads.json (a single head, saved before
+    criteria) loads as the one criterion "overall"."""
     path = Path(path)
     if not (path / HEAD_FILE).is_file():
         raise FileNotFoundError(f"No reward model at {path}: {HEAD_FILE} is missing.")
+    criteria = SINGLE_HEAD
+    if (path / HEADS_FILE).is_file():
+        stored = json.loads((path / HEADS_FILE).read_text())["criteria"]
+        criteria = tuple((c["name"], float(c["weight"])) for c in stored)
     backbone = AutoModel.from_pretrained(path, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = LMRewardModel(backbone, tokenizer)
+    model = LMRewardModel(backbone, tokenizer, criteria)
     model.head.load_state_dict(load_file(path / HEAD_FILE))
     return model.to(device).eval()
 
@@ -158,7 +212,10 @@ class ComparisonGroup:
     """The responses to one prompt and the pairs judged among them: one batch element.
 
     annotator: who judged them (for reliability weighting). targets: what the loss fits
-    per pair when not p_first itself (reliability.py's soft targets, eq. 4)."""
+    per pair when not p_first itself (reliability.py's soft targets, eq. 4). margins: per
+    pair m ≥ 0, the margin the judged winner must clear (None: 0 for every pair). heads:
+    per pair the criterion whose head r_c it trains, or None for the weighted sum r_θ
+    (None: every pair trains r_θ)."""
 
     prompt: str
     responses: tuple[str, ...]
@@ -166,6 +223,11 @@ class ComparisonGroup:
     p_first: tuple[float, ...]  # P[responses[i] ≻ responses[j]] per pair, as judged
     annotator: Hashable | None = None
     targets: tuple[float, ...] | None = None
+    margins: tuple[float, ...] | None = None
+    heads: tuple[str | None, ...] | None = None
+
+    def pair_heads(self) -> tuple[str | None, ...]:
+        return self.heads if self.heads is not None else (None,) * len(self.pairs)
 
 
 def comparison_groups(
@@ -196,6 +258,20 @@ def comparison_groups(
     return groups
 
 
+def _reward_columns(model, groups: Sequence[ComparisonGroup], dtype: torch.dtype):
+    """Every response of ``groups`` scored once: (ΣK, 1 + n) with column 0 the weighted sum
+    r_θ and column 1 + c head c's r_c (only column 0 when no pair trains a head), and the
+    column of each head name (None: r_θ)."""
+    prompts = [g.prompt for g in groups for _ in g.responses]
+    responses = [r for g in groups for r in g.responses]
+    if all(head is None for g in groups for head in g.pair_heads()):
+        return model.rewards(prompts, responses, dtype=dtype)[:, None], {None: 0}
+    per_head = model.head_rewards(prompts, responses, dtype=dtype)  # (ΣK, n)
+    total = per_head @ model.weights  # (ΣK,)
+    columns = {None: 0, **{name: c + 1 for c, name in enumerate(model.criterion_names)}}
+    return torch.cat([total[:, None], per_head], dim=1), columns
+
+
 def group_losses(
     *,
     model: LMRewardModel,
@@ -204,243 +280,36 @@ def group_losses(
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
     """Each group's eq. 1 loss, (G,), and per group (r_i − r_j, P[i ≻ j] as judged) of its
-    pairs, each (C,). The loss fits each group's targets where it has them, unless
-    ``as_judged`` (the metrics). All responses of the batch go through the model in one
+    pairs, each (C,), r being the reward each pair trains (r_θ or its criterion's r_c). The
+    loss fits each group's targets where it has them, unless ``as_judged`` (the metrics),
+    with each pair's margin. All responses of the batch go through the model in one
     forward pass."""
-    prompts = [g.prompt for g in groups for _ in g.responses]
-    responses = [r for g in groups for r in g.responses]
-    rewards = model.rewards(prompts, responses, dtype=dtype)  # (ΣK,) each response once
+    rewards, columns = _reward_columns(model, groups, dtype)  # (ΣK, 1 + n)
     losses, differences = [], []
     offset = 0
     for group in groups:
-        r = rewards[offset : offset + len(group.responses)]  # (K,)
+        r = rewards[offset : offset + len(group.responses)]  # (K, 1 + n)
         offset += len(group.responses)
+        heads = group.pair_heads()
+        if unknown := sorted({h for h in heads if h not in columns}):
+            raise ValueError(f"No reward head for criteria {unknown}; the model has {columns}.")
+        column = torch.tensor([columns[h] for h in heads], device=r.device)  # (C,)
         first = torch.tensor([i for i, _ in group.pairs], device=r.device)  # (C,)
         second = torch.tensor([j for _, j in group.pairs], device=r.device)  # (C,)
+        r_first, r_second = r[first, column], r[second, column]  # (C,) each
         p = torch.tensor(group.p_first, device=r.device)  # (C,)
         fitted = p if as_judged or group.targets is None else torch.tensor(group.targets)
-        # InstructGPT eq. 1: the C(K,2) pairs of one prompt averaged as one batch element
-        losses.append(bradley_terry_loss(r[first], r[second], fitted.to(r.device)))
-        differences.append(((r[first] - r[second]).detach(), p))
+        fitted = fitted.to(r.device)
+        margin = signed_margins(
+            p, torch.tensor(group.margins or (0.0,) * len(heads), device=r.device)
+        )  # (C,) towards the judged winner
+        # InstructGPT eq. 1: the pairs of one prompt averaged as one batch element, per head
+        loss = r.new_zeros(())
+        for head in dict.fromkeys(heads):
+            mask = column == columns[head]
+            loss = loss + bradley_terry_loss(
+                r_first[mask], r_second[mask], fitted[mask], margin[mask]
+            )
+        losses.append(loss)
+        differences.append(((r_first - r_second).detach(), p))
     return torch.stack(losses), differences
-
-
-@dataclass(frozen=True)
-class LMRewardFitMetrics:
-    """Losses are eq. 1 averaged over groups; accuracies count the non-tie pairs that r_θ
-    orders as judged. None where nothing is held out."""
-
-    train_loss: float
-    train_accuracy: float | None
-    heldout_loss: float | None
-    heldout_accuracy: float | None
-    n_train: int  # groups
-    n_heldout: int
-    n_train_pairs: int
-    n_heldout_pairs: int
-    reliability: FlipRates | None = field(default=None, compare=False)
-    # per group fitted, in the order given: the posterior that each of its pairs' labels is
-    # right, judged out of sample (None for a held-out group); with reliability only
-    label_weights: list[tuple[float, ...] | None] | None = field(default=None, compare=False)
-
-    def to_dict(self) -> dict[str, float | int | None]:
-        dropped = ("reliability", "label_weights")
-        return {k: v for k, v in asdict(self).items() if k not in dropped}
-
-    def as_metrics(self) -> dict[str, float | int | None]:
-        return {
-            "losses/train_loss": self.train_loss,
-            "losses/heldout_loss": self.heldout_loss,
-            "charts/train_accuracy": self.train_accuracy,
-            "charts/heldout_accuracy": self.heldout_accuracy,
-            "charts/n_train": self.n_train,
-            "charts/n_heldout": self.n_heldout,
-        }
-
-
-@torch.no_grad()
-def _evaluate(
-    model: LMRewardModel, groups: Sequence[ComparisonGroup], batch_size: int, dtype: torch.dtype
-) -> tuple[float | None, float | None]:
-    if not groups:
-        return None, None
-    losses, right, decided = [], 0, 0
-    for start in range(0, len(groups), batch_size):
-        batch_losses, differences = group_losses(
-            model=model, groups=groups[start : start + batch_size], as_judged=True, dtype=dtype
-        )
-        losses.append(batch_losses)
-        for difference, p in differences:
-            mask = p != 0.5
-            right += int(((difference > 0) == (p > 0.5))[mask].sum())
-            decided += int(mask.sum())
-    return torch.cat(losses).mean().item(), (right / decided if decided else None)
-
-
-def with_targets(groups: Sequence[ComparisonGroup], targets: Tensor) -> list[ComparisonGroup]:
-    """The groups, each fitting its share of ``targets`` (ΣC,) in place of its labels."""
-    per_group = torch.split(targets, [len(g.pairs) for g in groups])
-    return [
-        dataclasses.replace(g, targets=tuple(t.tolist()))
-        for g, t in zip(groups, per_group, strict=True)
-    ]
-
-
-def _cross_fitted_flip_rates(
-    *,
-    model: LMRewardModel,
-    train: list[ComparisonGroup],
-    reliability: ReliabilityConfig,
-    schedule: list[int],
-    folds: np.ndarray,
-    new_optimizer: Callable,
-    train_epochs: Callable,
-    batch_size: int,
-    dtype: torch.dtype,
-) -> FlipRates:
-    """EM over the training groups' labels (reliability.py), each label judged by a copy of
-    r_θ that never saw it: two judges, each fitted on one half of the groups and judging
-    the other (cross-fitting; r_θ memorises the labels it is fitted on within a few epochs,
-    and would find no flips among them). Held-out groups take no part."""
-    labels = [p for g in train for p in g.p_first]
-    annotators = [g.annotator for g in train for _ in g.pairs]
-    owner = np.repeat(folds, [len(g.pairs) for g in train])  # (ΣC,) the fold of each pair
-    judges = [copy.deepcopy(model) for _ in (0, 1)]
-    optimizers = [new_optimizer(judge) for judge in judges]
-
-    def fit(targets: Tensor, iteration: int) -> Fit:
-        fitted = with_targets(train, targets)
-        margins = torch.zeros(len(labels), dtype=torch.float64)
-        for fold, (judge, optimizer) in enumerate(zip(judges, optimizers, strict=True)):
-            others = [g for g, f in zip(fitted, folds, strict=True) if f != fold]
-            train_epochs(judge, optimizer, others, schedule[iteration])
-            own = [g for g, f in zip(train, folds, strict=True) if f == fold]
-            margins[torch.as_tensor(owner == fold)] = pair_margins(
-                judge, own, batch_size=batch_size, dtype=dtype
-            ).double()
-        return Fit(margins)
-
-    return fit_with_reliability(fit=fit, p_a=labels, annotators=annotators, config=reliability)
-
-
-@torch.no_grad()
-def pair_margins(
-    model: LMRewardModel,
-    groups: Sequence[ComparisonGroup],
-    *,
-    batch_size: int,
-    dtype: torch.dtype = torch.float32,
-) -> Tensor:
-    """r_θ(x, y_i) − r_θ(x, y_j) of every judged pair of ``groups``, in order: (ΣC,)."""
-    margins = []
-    for start in range(0, len(groups), batch_size):
-        _, differences = group_losses(
-            model=model, groups=groups[start : start + batch_size], dtype=dtype
-        )
-        margins += [difference.cpu() for difference, _ in differences]
-    return torch.cat(margins) if margins else torch.zeros(0)
-
-
-def fit_lm_reward_model(
-    *,
-    model: LMRewardModel,
-    rankings: Sequence[Ranking | WeightedPair | ComparisonGroup],
-    epochs: int = LMRewardConfig.epochs,
-    lr: float = LMRewardConfig.lr,
-    batch_size: int = LMRewardConfig.batch_size,
-    holdout_fraction: float = LMRewardConfig.holdout_fraction,
-    weight_decay: float = LMRewardConfig.weight_decay,
-    max_grad_norm: float = LMRewardConfig.max_grad_norm,
-    dtype: str = LMRewardConfig.dtype,
-    seed: int,
-    device: torch.device | str = "cpu",
-    reliability: ReliabilityConfig | None = None,
-    progress: Callable[[float], None] | None = None,
-) -> LMRewardFitMetrics:
-    """Fit r_θ in place by InstructGPT's eq. 1 on rankings and weighted pairs.
-
-    holdout_fraction of the groups (chosen with seed; a ranking's pairs stay together) is
-    held out for the metrics. The model runs without dropout. progress(fraction) after
-    each step. The model is moved to device. dtype: what the forward passes compute in
-    (lm.forward_dtype; bf16 under autocast, the head and the loss in fp32).
-
-    With ``reliability``, each group's annotator (ComparisonGroup.annotator) gets a flip
-    rate learned by EM (training/ml/reliability.py) on the training groups, with two
-    cross-fitted copies of r_θ as the E-step's judges (``_cross_fitted_flip_rates``; about
-    doubling the time and holding two more copies of the model); r_θ is then fitted on the
-    soft targets of eq. (4). The metrics are measured against the labels as judged."""
-    groups = comparison_groups(rankings)
-    if not groups:
-        raise ValueError("No rankings to fit: collect some judgements first.")
-    if not 0.0 <= holdout_fraction < 1.0:
-        raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}.")
-    if reliability is not None and any(g.annotator is None for g in groups):
-        raise ValueError("Reliability weighting needs the annotator of every group.")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(groups))
-    n_heldout = min(round(holdout_fraction * len(groups)), len(groups) - 1)
-    heldout = [groups[i] for i in order[:n_heldout]]
-    train = [groups[i] for i in order[n_heldout:]]
-
-    compute_dtype = forward_dtype(dtype, device)
-    model.to(device).eval()  # eval: no dropout, gradients still flow
-    steps_per_epoch = (len(train) + batch_size - 1) // batch_size
-    total_steps = epochs * steps_per_epoch
-    steps_done = 0
-
-    def adamw(net: LMRewardModel) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-
-    def train_epochs(net, optimizer, fitted: list[ComparisonGroup], n_epochs: int) -> None:
-        nonlocal steps_done
-        for _ in range(n_epochs):
-            shuffled = [fitted[i] for i in rng.permutation(len(fitted))]
-            for start in range(0, len(shuffled), batch_size):
-                batch_losses, _ = group_losses(
-                    model=net, groups=shuffled[start : start + batch_size], dtype=compute_dtype
-                )  # (G,)
-                loss = batch_losses.mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
-                optimizer.step()
-                steps_done += 1
-                if progress is not None:
-                    progress(min(1.0, steps_done / total_steps))
-
-    found = label_weights = None
-    fitted = train
-    if reliability is not None:
-        total_steps *= 2  # the judges' EM takes about as long as the fit itself
-        found = _cross_fitted_flip_rates(
-            model=model,
-            train=train,
-            reliability=reliability,
-            schedule=em_epochs(epochs, reliability.em_iterations),
-            folds=rng.permutation(len(train)) % 2,
-            new_optimizer=adamw,
-            train_epochs=train_epochs,
-            batch_size=batch_size,
-            dtype=compute_dtype,
-        )
-        fitted = with_targets(train, found.targets)
-        label_weights = [None] * len(groups)
-        per_group = torch.split(found.weights, [len(g.pairs) for g in train])
-        for index, weights in zip(order[n_heldout:], per_group, strict=True):
-            label_weights[index] = tuple(weights.tolist())
-    train_epochs(model, adamw(model), fitted, epochs)
-
-    train_loss, train_accuracy = _evaluate(model, train, batch_size, compute_dtype)
-    heldout_loss, heldout_accuracy = _evaluate(model, heldout, batch_size, compute_dtype)
-    return LMRewardFitMetrics(
-        train_loss=float(train_loss),
-        train_accuracy=train_accuracy,
-        heldout_loss=heldout_loss,
-        heldout_accuracy=heldout_accuracy,
-        n_train=len(train),
-        n_heldout=len(heldout),
-        n_train_pairs=sum(len(g.pairs) for g in train),
-        n_heldout_pairs=sum(len(g.pairs) for g in heldout),
-        reliability=found,
-        label_weights=label_weights,
-    )

@@ -80,12 +80,15 @@ def fit_tabular_reward_model(
     n_actions: int,
     seed: int,
     terminal: np.ndarray | None = None,
+    margins: np.ndarray | None = None,
     config: TabularRewardConfig | None = None,
 ) -> TabularRewardFit:
     """Fit r̂ by minimising the Bradley-Terry loss over pairs (σ_a, σ_b).
 
     segments_a, segments_b: (N, k, 2) int (state, action) rows. p_a: (N,) the judged
-    probability that a is preferred (1, 0 or 0.5 for a tie; see PREFERENCE_TARGET).
+    probability that a is preferred (1, 0 or 0.5 for a tie; see PREFERENCE_TARGET), or
+    soft targets in its place. margins: (N,) Llama 2's m(strength) per pair, signed towards
+    a by its judged label (bradley_terry.signed_margins); None: 0, the plain loss.
     terminal: (S,) bool, rows of r̂ held at 0. `seed` draws the held-out split.
     """
     config = config or TabularRewardConfig()
@@ -106,6 +109,9 @@ def fit_tabular_reward_model(
     seg_a = torch.as_tensor(segments_a, dtype=torch.long)  # (N, k, 2)
     seg_b = torch.as_tensor(segments_b, dtype=torch.long)
     target = torch.as_tensor(p_a, dtype=torch.float64)  # (N,)
+    margin = torch.zeros(n_pairs, dtype=torch.float64)
+    if margins is not None:
+        margin = torch.as_tensor(np.asarray(margins), dtype=torch.float64)  # (N,)
     model = TabularRewardModel(n_states=n_states, n_actions=n_actions, terminal=terminal)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     train_idx = torch.as_tensor(train)
@@ -113,7 +119,7 @@ def fit_tabular_reward_model(
         optimizer.zero_grad()
         # −[p log σ(R_a − R_b) + (1 − p) log σ(R_b − R_a)], R = Σ_t r̂(s_t, a_t)
         loss = bradley_terry_loss(
-            model(seg_a[train_idx]), model(seg_b[train_idx]), target[train_idx]
+            model(seg_a[train_idx]), model(seg_b[train_idx]), target[train_idx], margin[train_idx]
         )
         loss = loss + config.weight_decay * model.reward_table().pow(2).sum()
         loss.backward()
@@ -122,13 +128,13 @@ def fit_tabular_reward_model(
     with torch.no_grad():
         returns_a, returns_b = model(seg_a), model(seg_b)  # (N,)
         train_loss = bradley_terry_loss(
-            returns_a[train_idx], returns_b[train_idx], target[train_idx]
+            returns_a[train_idx], returns_b[train_idx], target[train_idx], margin[train_idx]
         ).item()
         heldout_loss = heldout_accuracy = float("nan")
         if n_heldout:
             held_idx = torch.as_tensor(heldout)
             heldout_loss = bradley_terry_loss(
-                returns_a[held_idx], returns_b[held_idx], target[held_idx]
+                returns_a[held_idx], returns_b[held_idx], target[held_idx], margin[held_idx]
             ).item()
             heldout_accuracy = preference_accuracy(
                 returns_a=returns_a[held_idx].numpy(),
