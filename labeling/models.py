@@ -216,8 +216,13 @@ class Assignment(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    annotator = (
+        models.ForeignKey(  # assignment_one_per_annotator leads with it: no index of its own
+            settings.AUTH_USER_MODEL,
+            on_delete=models.CASCADE,
+            related_name="assignments",
+            db_index=False,
+        )
     )
     display_order = models.JSONField(help_text="Item ids in the order this annotator sees them.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
@@ -272,10 +277,18 @@ class Judgement(models.Model):
         ANNOTATOR = "annotator", "Annotator"
         IMPORT = "import", "Imported"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgements")
+    # Indexes cost every judgement an insert each: project_id and annotator_id are the
+    # leading columns of judgement_by_project and judgement_one_per_annotator, which serve
+    # their lookups (and the cascade and protect checks), so they have none of their own.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="judgements", db_index=False
+    )
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgements")
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgements"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="judgements",
+        db_index=False,
     )
     choice = models.CharField(max_length=10, choices=Choice.choices)
     ranking = models.JSONField(
@@ -306,6 +319,7 @@ class Judgement(models.Model):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
+        db_index=False,  # judgement_edits: only the judgements that have one
         related_name="edit_of_judgements",
         help_text="The annotator's improved version of the winner: an item of its own "
         "(in no comparison), ranked above the winner in training and export.",
@@ -332,6 +346,8 @@ class Judgement(models.Model):
                 condition=Q(revised_at__isnull=False),
                 name="judgement_revised",
             ),
+            # SET NULL when an edit's item is deleted; most judgements have no edit.
+            models.Index(fields=["edit"], condition=Q(edit__isnull=False), name="judgement_edits"),
         ]
 
     def __str__(self) -> str:

@@ -89,7 +89,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.PrivateByDefaultMiddleware",  # after auth: it asks who is signed in
-    "csp.middleware.CSPMiddleware",
+    "core.csp.CSPMiddleware",  # django-csp's, the site policy built once
 ]
 API_PATH_PREFIX = "/api/"  # rlhf_platform/urls.py mounts every API under it
 

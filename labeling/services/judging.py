@@ -12,7 +12,7 @@ from django.utils import timezone
 from core import sql
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling import webhooks
-from labeling.models import Assignment, Comparison, Item, Judgement, Project, Webhook
+from labeling.models import Assignment, Comparison, Judgement, Project, Webhook
 from labeling.services.feedback_answers import Feedback, check_feedback, store_edit
 from labeling.signals import judgement_recorded
 
@@ -229,14 +229,11 @@ _JUDGE_SQL = f"""
            EXISTS (SELECT 1 FROM labeling_membership m
                    WHERE m.project_id = c.project_id AND m.user_id = %(annotator)s) AS member,
            a.id AS lease_id, a.status AS lease_status, a.expires_at, a.display_order,
-           j.id AS judgement_id, j.choice AS judgement_choice, j.ranking, j.shown_order,
-           j.time_spent_ms, j.created_at AS judged_at, j.strength, j.ratings AS judged_ratings,
-           j.critique, j.edit_id, e.text AS edit_text
+           j.id AS judgement_id
     FROM labeling_comparison c
     JOIN labeling_project p ON p.id = c.project_id
     LEFT JOIN labeling_assignment a ON a.comparison_id = c.id AND a.annotator_id = %(annotator)s
     LEFT JOIN labeling_judgement j ON j.comparison_id = c.id AND j.annotator_id = %(annotator)s
-    LEFT JOIN labeling_item e ON e.id = j.edit_id
     WHERE c.id = %(comparison)s
     FOR UPDATE OF c
 """
@@ -246,22 +243,8 @@ def _repeat(row, project, *, annotator, answer: tuple) -> JudgementResult:
     """A second submission to a comparison this annotator judged: the stored judgement if
     it says the same (``answer``: choice, ranking and Feedback), else Conflict (a judgement
     is changed by revise_judgement)."""
-    stored = Judgement(
-        pk=row.judgement_id,
-        project_id=project.pk,
-        comparison_id=row.comparison_id,
-        annotator=annotator,
-        choice=row.judgement_choice,
-        ranking=json.loads(row.ranking) if row.ranking is not None else None,
-        shown_order=json.loads(row.shown_order),
-        time_spent_ms=row.time_spent_ms,
-        strength=row.strength,
-        ratings=json.loads(row.judged_ratings) if row.judged_ratings is not None else None,
-        critique=row.critique,
-        edit=Item(pk=row.edit_id, text=row.edit_text) if row.edit_id is not None else None,
-        created_at=row.judged_at,
-    )
-    stored._state.adding = False
+    # rare (a retried request, say): the stored answer is read only now, not on every call
+    stored = Judgement.objects.select_related("edit").get(pk=row.judgement_id)
     if (stored.choice, stored.ranking, Feedback.of(stored)) == answer:
         return JudgementResult(stored, created=False, project=project)
     raise Conflict(
