@@ -234,7 +234,12 @@ class EditTextField(_AsSent):
     pass
 
 
-class JudgementRequestSerializer(serializers.Serializer):
+class AnswerSerializer(serializers.Serializer):
+    """What POST and PUT check of a judgement's body themselves. The feedback parts are
+    passed on as sent (labeling/services/feedback_answers.py checks them against the
+    project's form), so they are no fields here: building a serializer copies each of its
+    fields, on every judgement. JudgementRequestSerializer documents them."""
+
     choice = serializers.ChoiceField(
         choices=["left", "right", "tie", "skip", "both_bad"],
         required=False,
@@ -259,6 +264,25 @@ class JudgementRequestSerializer(serializers.Serializer):
         help_text="The item ids in the order you saw them (the 'items' of next); an answer "
         "to an order that is no longer your lease's is a 409 asking you to reload.",
     )
+    next = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also lease your next comparison of this project and return it as 'next' "
+        "(one round trip per judgement instead of two).",
+    )
+
+    def validate(self, attrs):
+        if ("choice" in attrs) == ("ranking" in attrs):
+            raise serializers.ValidationError("Send exactly one of 'choice' and 'ranking'.")
+        return attrs
+
+
+FEEDBACK_PARTS = ("strength", "ratings", "critique", "edit")
+
+
+class JudgementRequestSerializer(AnswerSerializer):
+    """A judgement's body as the schema documents it: the answer and its feedback."""
+
     strength = StrengthField(
         required=False,
         allow_null=True,
@@ -282,17 +306,6 @@ class JudgementRequestSerializer(serializers.Serializer):
         help_text="An improved text of the winner (left, right or the ranking's first): "
         "stored as a new item, ranked above the winner.",
     )
-    next = serializers.BooleanField(
-        required=False,
-        default=False,
-        help_text="Also lease your next comparison of this project and return it as 'next' "
-        "(one round trip per judgement instead of two).",
-    )
-
-    def validate(self, attrs):
-        if ("choice" in attrs) == ("ranking" in attrs):
-            raise serializers.ValidationError("Send exactly one of 'choice' and 'ranking'.")
-        return attrs
 
 
 class EditedItemSerializer(serializers.Serializer):

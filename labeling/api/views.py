@@ -131,10 +131,10 @@ class JudgementView(APIView):
         ask for, a required part missing or a bad value is a 400 whose ``field`` names it.
         An identical repeat returns 200 with the stored judgement; a different one is 409.
         With ``"next": true`` the answer also carries your next comparison."""
-        serializer = s.JudgementRequestSerializer(data=request.data)
+        serializer = s.AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.record_judgement(
-            annotator=request.user, comparison=comparison_id, **_answer(serializer)
+            annotator=request.user, comparison=comparison_id, **_answer(serializer, request)
         )
         body = _with_next(request, serializer, judgement_body(result.judgement), result.project)
         return Response(
@@ -158,29 +158,23 @@ class JudgementView(APIView):
         judgement as it now stands; the answer it replaced is kept in its history. An
         identical repeat changes nothing. 404 when you have not judged the comparison, 403
         for an imported judgement."""
-        serializer = s.JudgementRequestSerializer(data=request.data)
+        serializer = s.AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.revise_judgement(
-            annotator=request.user, comparison=comparison_id, **_answer(serializer)
+            annotator=request.user, comparison=comparison_id, **_answer(serializer, request)
         )
         body = _with_next(request, serializer, judgement_body(result.judgement), result.project)
         return Response(body)
 
 
-def _answer(serializer) -> dict:
-    """The answer a JudgementRequestSerializer carries, as record_judgement and
-    revise_judgement take it."""
-    fields = (
-        "choice",
-        "ranking",
-        "time_spent_ms",
-        "shown_order",
-        "strength",
-        "ratings",
-        "critique",
-        "edit",
-    )
-    return {name: serializer.validated_data.get(name) for name in fields}
+def _answer(serializer, request) -> dict:
+    """The answer a request carries, as record_judgement and revise_judgement take it: what
+    the AnswerSerializer checked, and the feedback parts as sent (the services check them)."""
+    answer = {
+        name: serializer.validated_data.get(name)
+        for name in ("choice", "ranking", "time_spent_ms", "shown_order")
+    }
+    return {**answer, **{part: request.data.get(part) for part in s.FEEDBACK_PARTS}}
 
 
 def _with_next(request, serializer, body: dict, project) -> dict:
