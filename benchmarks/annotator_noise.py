@@ -235,7 +235,9 @@ def _demo_lm_dir() -> Path:
     return path
 
 
-def text_demo(*, seed: int, labels: int, test_samples: int, max_new_tokens: int) -> dict:
+def text_demo(
+    *, seed: int, labels: int, test_samples: int, max_new_tokens: int, dpo_epochs: int | None
+) -> dict:
     """The text demo: the reward model's and DPO's accuracy against the lexicon's order on
     held-out prompts, and the DPO policy's win rate, per condition."""
     from training import artifacts
@@ -257,6 +259,7 @@ def text_demo(*, seed: int, labels: int, test_samples: int, max_new_tokens: int)
         "algorithm": "ppo",  # for the reward-model fits; the DPO steps switch to "dpo"
         "comparisons_per_round": labels,
         "seed": seed,
+        "dpo": {} if dpo_epochs is None else {"epochs": dpo_epochs},  # else the step's 2
     }
     sampling = {"tokenizer": None, "top_p": 0.95, "max_new_tokens": max_new_tokens}
     projects = {noisy: _project("text", config, f"text{seed}") for noisy in (True, False)}
@@ -534,6 +537,7 @@ def main() -> None:
     parser.add_argument("--text-seeds", default="0,1,2")
     parser.add_argument("--text-labels", type=int, default=300)
     parser.add_argument("--text-test-samples", type=int, default=600)
+    parser.add_argument("--text-dpo-epochs", type=int, help="config dpo.epochs (default: 2)")
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--loop-seeds", default="0,1")
     parser.add_argument("--loop-rounds", type=int, default=3)
@@ -551,7 +555,11 @@ def main() -> None:
         parser.error("set DATABASE_URL (the benchmark makes a database of its own beside it)")
     parts = args.parts.split(",")
     jobs = []
-    text = {"labels": args.text_labels, "test_samples": args.text_test_samples}
+    text = {
+        "labels": args.text_labels,
+        "test_samples": args.text_test_samples,
+        "dpo_epochs": args.text_dpo_epochs,
+    }
     for seed in _seeds(args.text_seeds) if "text" in parts else ():  # the longest jobs first
         jobs.append({"part": "text", "seed": seed, **text, "max_new_tokens": args.max_new_tokens})
     loop = {"labels": args.loop_labels, "rounds": args.loop_rounds, "steps": args.loop_steps}

@@ -30,6 +30,7 @@ from labeling.config import (
 )
 from training.kinds.config_groups import (
     A2C_KEYS,
+    DPO_KEYS,
     KTO_KEYS,
     LORA_KEYS,
     PPO_KEYS,
@@ -167,6 +168,7 @@ class TextConfig(LabelingConfig):
     # DPO's training step as this many torchrun processes (training/ml/lm/dpo_processes.py):
     # gloo on the CPU, one GPU each on CUDA; 1 trains in the worker's own process
     processes: int = setting(1, int_in(1, MAX_PROCESSES))
+    dpo: dict = setting_group(DPO_KEYS)  # algorithm "dpo"'s optimiser overrides
     kto: dict = setting_group(KTO_KEYS)  # algorithm "kto"'s overrides
     # {"slight", "clear", "strong": m ≥ 0}: the reward model's margin per strength; what is
     # not given takes STRENGTH_MARGINS

@@ -64,6 +64,15 @@ RELIABILITY_KEYS = {
 # paper advises λ_D n_D / λ_U n_U in [1, 4/3] (kto/weight_ratio in the round's metrics).
 # desirable_at, undesirable_at: a completion whose weighted rating is at or above / at or
 # below them is desirable / undesirable (labeling.preferences.verdicts; default 5 and 3).
+# DPO's optimiser for a text project (training/ml/lm/dpo.py DPOConfig; what is left out keeps
+# the step's defaults: 2 epochs, Adam 1e-4, 8 pairs per step, sized for the demo LM; the
+# DPO paper used 1e-6 and 64 pairs for pretrained LMs of 10^8+ parameters).
+DPO_KEYS = {
+    "epochs": int_in(1, 100),
+    "lr": _RATE,
+    "batch_size": int_in(1, 4096),
+}
+
 KTO_KEYS = {
     "desirable_weight": float_in(0.0, 100.0, open_low=True),
     "undesirable_weight": float_in(0.0, 100.0, open_low=True),

@@ -280,7 +280,7 @@ class TextKind:
                 pairs=[texts for texts, _ in judged],
                 weights=weights,
                 beta=config.beta,
-                epochs=DPO_EPOCHS,
+                **{"epochs": DPO_EPOCHS, **config.dpo},  # config.dpo: epochs, lr, batch_size
                 seed=seed,
                 device=device,
                 dtype=dtype,
