@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from labeling import selectors, summaries, webhooks
+from labeling import exports, summaries, webhooks
 from labeling.models import (
     Assignment,
     Comparison,
@@ -47,7 +47,7 @@ def export_projects(modeladmin, request, queryset):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for project in queryset:
-            for kind, rows in (("trl", selectors.export_trl), ("full", selectors.export_full)):
+            for kind, rows in (("trl", exports.export_trl), ("full", exports.export_full)):
                 lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows(project))
                 archive.writestr(f"{project.slug}-{kind}.jsonl", lines)
     response = HttpResponse(buffer.getvalue(), content_type="application/zip")

@@ -11,14 +11,6 @@ from django.db.models import QuerySet
 from core import sql
 from core.api.permissions import require_permission
 from core.errors import NotFound
-
-# The exports live in labeling/exports.py; their names stay importable from here.
-from labeling.exports import (  # noqa: F401
-    EXPORT_FORMATS,
-    export_full,
-    export_segments,
-    export_trl,
-)
 from labeling.models import Assignment, Comparison, Item, Judgement, Membership, Project
 
 

@@ -65,17 +65,13 @@ def record_judgement(
                 f"Comparison {comparison_id} is shown to you in another order now "
                 f"({shown}, not {list(shown_order)}); reload it and answer again."
             )
-        choice, resolved = resolve_answer(
-            comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
-        )
-        feedback = check_feedback(
+        choice, resolved, feedback = checked_answer(
             project=project,
-            choice=choice,
+            comparison_id=comparison_id,
             shown=shown,
-            strength=strength,
-            ratings=ratings,
-            critique=critique,
-            edit=edit,
+            choice=choice,
+            ranking=ranking,
+            feedback=dict(strength=strength, ratings=ratings, critique=critique, edit=edit),
         )
         if row.judgement_id is not None:
             return _repeat(row, project, annotator=annotator, answer=(choice, resolved, feedback))
@@ -253,6 +249,19 @@ def _repeat(row, project, *, annotator, answer: tuple) -> JudgementResult:
         f"the project's revise_window_s), send the new answer with "
         f"PUT /api/comparisons/{row.comparison_id}/judgement/."
     )
+
+
+def checked_answer(
+    *, project: Project, comparison_id: int, shown: list[int], choice, ranking, feedback: dict
+) -> tuple[str, list[int] | None, Feedback]:
+    """(choice, item ids best first, the checked Feedback) of an answer to a comparison of
+    the items ``shown``: resolve_answer, then the project's form (check_feedback) on the
+    ``feedback`` parts as sent (strength, ratings, critique, edit)."""
+    choice, resolved = resolve_answer(
+        comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
+    )
+    checked = check_feedback(project=project, choice=choice, shown=shown, **feedback)
+    return choice, resolved, checked
 
 
 def resolve_answer(*, comparison_id, shown, choice, ranking) -> tuple[str, list[int] | None]:

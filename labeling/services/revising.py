@@ -17,8 +17,8 @@ from django.utils import timezone
 from core.errors import Conflict, NotAllowed, NotFound
 from labeling.config import revise_window_s
 from labeling.models import Comparison, Judgement, JudgementRevision, Membership, Project
-from labeling.services.feedback_answers import Feedback, check_feedback, store_edit
-from labeling.services.judging import resolve_answer
+from labeling.services.feedback_answers import Feedback, store_edit
+from labeling.services.judging import checked_answer
 from labeling.signals import judgement_recorded
 
 
@@ -91,17 +91,13 @@ def revise_judgement(
                 f"You judged comparison {comparison_id} with its items in the order {shown}, "
                 f"not {list(shown_order)}; reload it and answer again."
             )
-        choice, resolved = resolve_answer(
-            comparison_id=comparison_id, shown=shown, choice=choice, ranking=ranking
-        )
-        feedback = check_feedback(
+        choice, resolved, feedback = checked_answer(
             project=project,
-            choice=choice,
+            comparison_id=comparison_id,
             shown=shown,
-            strength=strength,
-            ratings=ratings,
-            critique=critique,
-            edit=edit,
+            choice=choice,
+            ranking=ranking,
+            feedback=dict(strength=strength, ratings=ratings, critique=critique, edit=edit),
         )
         was = Feedback.of(judgement)
         if (judgement.choice, judgement.ranking, was) == (choice, resolved, feedback):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import Conflict
-from labeling import selectors, services
+from labeling import exports, services
 from labeling.models import Assignment, Comparison, Item
 
 
@@ -62,8 +62,8 @@ def test_exports_of_judgements_whose_item_was_deleted_still_work(pair):
     services.record_judgement(annotator=user, comparison=comparison.pk, choice="left")
     Item.objects.filter(pk=lease.display_order[1]).delete()
 
-    assert list(selectors.export_trl(project)) == []
-    (row,) = list(selectors.export_full(project))
+    assert list(exports.export_trl(project)) == []
+    (row,) = list(exports.export_full(project))
     assert [item["id"] for item in row["items"]] == [lease.display_order[0]]
 
 

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from core.errors import ImportRejected, InvalidInput
-from labeling import imports, selectors, services
+from labeling import exports, imports, services
 from labeling.models import Comparison, ImportJob, Item, Judgement
 
 
@@ -102,7 +102,7 @@ def test_trl_export_expands_rankings_and_leaves_out_ties_and_skips(make_user, ma
         annotator=users[0], comparison=lease.comparison, ranking=order
     )
     _judge(users[1], project, choice="skip")
-    rows = list(selectors.export_trl(project))
+    rows = list(exports.export_trl(project))
     expected = [
         {"prompt": "rank these", "chosen": a, "rejected": b}
         for a, b in combinations(["y", "w", "z", "x"], 2)
@@ -126,7 +126,7 @@ def test_trl_export_of_pairs_uses_item_ids_not_screen_order(make_user, make_proj
         services.record_judgement(annotator=user, comparison=lease.comparison, choice=choice)
     shown_left = {tuple(j.shown_order) for j in Judgement.objects.all()}
     assert len(shown_left) == 2  # both screen orders happened
-    rows = list(selectors.export_trl(project))
+    rows = list(exports.export_trl(project))
     assert rows == [{"prompt": "p", "chosen": "better", "rejected": "worse"}] * 30
 
 
@@ -144,13 +144,13 @@ def test_full_export_has_one_line_per_judgement_with_annotator_choice_and_time(
     services.record_judgement(
         annotator=user, comparison=lease.comparison, choice="tie", time_spent_ms=4321
     )
-    (row,) = selectors.export_full(project)
+    (row,) = exports.export_full(project)
     assert row["annotator"] == "ann" and row["choice"] == "tie" and row["ranking"] is None
     assert row["time_spent_ms"] == 4321
     assert [i["text"] for i in row["items"]] == [
         Item.objects.get(pk=pk).text for pk in lease.display_order
     ]
-    assert list(selectors.export_trl(project)) == []  # a tie gives no TRL pair
+    assert list(exports.export_trl(project)) == []  # a tie gives no TRL pair
 
 
 # --- import over the API: content types, duplicates ------------------------------------------

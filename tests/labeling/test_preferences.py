@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from labeling import preferences, selectors, services
+from labeling import exports, preferences, services
 from labeling.models import Item
 from labeling.preferences import P_BETTER, P_TIE, Preference
 
@@ -113,7 +113,7 @@ def test_comparison_ids_restrict_the_pairs_to_those_comparisons(judge):
 def test_the_trl_export_is_the_ranked_preferences_as_text(judge):
     project, _, _ = judge([lambda shown: {"ranking": list(shown)}], k=3)
     texts = dict(Item.objects.filter(project=project).values_list("pk", "text"))
-    exported = list(selectors.export_trl(project))
+    exported = list(exports.export_trl(project))
     assert [(row["chosen"], row["rejected"]) for row in exported] == [
         (texts[p.a_id], texts[p.b_id]) for p in preferences.preferences(project, ties=False)
     ]

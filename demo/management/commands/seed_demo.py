@@ -79,49 +79,39 @@ class Command(BaseCommand):
                     user.set_password(password)
                     user.save()
                 users[username] = user
-            project = Project.objects.filter(slug="demo-text").first()
-            if project is None:
-                project = services.create_project(
-                    slug="demo-text",
-                    name="Demo: which response is better?",
-                    kind=Project.Kind.TEXT,
-                    instructions=DEMO_INSTRUCTIONS,
-                    overlap=2,
-                    round_size=20,
-                )
-                result = imports.import_jsonl(
-                    project=project, data=DEMO_TEXT_FILE.read_bytes(), importer=users["admin"]
-                )
-                self.stdout.write(
-                    f"demo-text: {result.created_comparisons} comparisons, "
-                    f"{result.created_items} items, "
-                    f"{result.skipped_duplicates} duplicate lines skipped"
-                )
-            pendulum = Project.objects.filter(slug="demo-pendulum").first()
-            if pendulum is None:
-                pendulum = services.create_project(
-                    slug="demo-pendulum",
-                    name="Demo: which pendulum is closer to upright?",
-                    kind=Project.Kind.TRAJECTORY,
-                    instructions=PENDULUM_INSTRUCTIONS,
-                    overlap=1,
-                    round_size=16,
-                    config=PENDULUM_CONFIG,
-                )
-            chat = Project.objects.filter(slug="demo-chat").first()
-            if chat is None:
-                chat = services.create_project(
-                    slug="demo-chat",
-                    name="Demo: the better next turn of a conversation",
-                    kind=Project.Kind.TEXT,
-                    instructions=CHAT_INSTRUCTIONS,
-                    overlap=1,
-                    round_size=20,
-                    config=CHAT_CONFIG,
-                )
-                imports.import_jsonl(
-                    project=chat, data=DEMO_CHAT_FILE.read_bytes(), importer=users["admin"]
-                )
+            admin = users["admin"]
+            project = self._project(
+                admin,
+                DEMO_TEXT_FILE,
+                slug="demo-text",
+                name="Demo: which response is better?",
+                kind=Project.Kind.TEXT,
+                instructions=DEMO_INSTRUCTIONS,
+                overlap=2,
+                round_size=20,
+            )
+            pendulum = self._project(
+                admin,
+                None,
+                slug="demo-pendulum",
+                name="Demo: which pendulum is closer to upright?",
+                kind=Project.Kind.TRAJECTORY,
+                instructions=PENDULUM_INSTRUCTIONS,
+                overlap=1,
+                round_size=16,
+                config=PENDULUM_CONFIG,
+            )
+            chat = self._project(
+                admin,
+                DEMO_CHAT_FILE,
+                slug="demo-chat",
+                name="Demo: the better next turn of a conversation",
+                kind=Project.Kind.TEXT,
+                instructions=CHAT_INSTRUCTIONS,
+                overlap=1,
+                round_size=20,
+                config=CHAT_CONFIG,
+            )
             demo_projects = [project, pendulum, chat]
             for user in users.values():
                 for demo in demo_projects:
@@ -129,3 +119,21 @@ class Command(BaseCommand):
         if lm_build.is_built():
             lm_build.ensure_project()
         self.stdout.write(self.style.SUCCESS("Demo data is in place."))
+
+    def _project(self, importer, lines: Path | None, *, slug: str, **fields) -> Project:
+        """The demo project ``slug``; made with ``fields`` and the JSONL file ``lines``
+        imported when it does not exist yet."""
+        project = Project.objects.filter(slug=slug).first()
+        if project is not None:
+            return project
+        project = services.create_project(slug=slug, **fields)
+        if lines is not None:
+            result = imports.import_jsonl(
+                project=project, data=lines.read_bytes(), importer=importer
+            )
+            self.stdout.write(
+                f"{slug}: {result.created_comparisons} comparisons, "
+                f"{result.created_items} items, "
+                f"{result.skipped_duplicates} duplicate lines skipped"
+            )
+        return project

@@ -40,14 +40,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.ml.lm import distributed
 from training.ml.lm.lm import (
-    collate_prompt_response,
     encode_prompts,
     encode_responses,
     forward_dtype,
-    max_positions,
-    response_logprobs,
-    unique_sequences,
 )
+from training.ml.lm.row_logps import all_row_logps, row_logps
 
 # (prompt x, chosen response y_w, rejected response y_l)
 PreferencePair = tuple[str, str, str]
@@ -141,24 +138,17 @@ def _pair_logps(
     """log π(y_w|x), log π(y_l|x) for a batch of B pairs: (B,), (B,). The batch's distinct
     (prompt, response) rows go through the model in one forward pass: 2B rows, fewer where
     pairs share a response (the 6 pairs of a 4-ranking have 4)."""
-    if not prompt_ids:  # a process's empty share of a short batch (distributed.share)
-        return torch.zeros(0, device=device), torch.zeros(0, device=device)
-    prompts, responses, index = unique_sequences(
-        [*prompt_ids, *prompt_ids], [*chosen_ids, *rejected_ids]
-    )
-    batch = collate_prompt_response(
-        prompt_ids=prompts,
-        response_ids=responses,
+    logps = row_logps(
+        model=model,
+        prompt_ids=[*prompt_ids, *prompt_ids],
+        response_ids=[*chosen_ids, *rejected_ids],
         pad_token_id=pad_token_id,
-        max_length=max_positions(model),
         device=device,
-    )
-    logps = response_logprobs(model=model, batch=batch, dtype=dtype)  # (U,), U ≤ 2B
-    logps = logps[torch.tensor(index, device=logps.device)]  # (2B,)
+        dtype=dtype,
+    )  # (2B,)
     return logps[: len(prompt_ids)], logps[len(prompt_ids) :]
 
 
-@torch.no_grad()
 def _all_pair_logps(
     *,
     model: PreTrainedModel,
@@ -172,26 +162,16 @@ def _all_pair_logps(
 ) -> tuple[Tensor, Tensor]:
     """log π(y_w|x), log π(y_l|x) of all N pairs without gradient: (N,), (N,). Each distinct
     (prompt, response) is scored once, shortest first (the least padding), ``rows`` a pass."""
-    n = len(prompt_ids)
-    prompts, responses, index = unique_sequences(
-        [*prompt_ids, *prompt_ids], [*chosen_ids, *rejected_ids]
-    )
-    by_length = sorted(range(len(prompts)), key=lambda u: len(prompts[u]) + len(responses[u]))
-    logps = torch.empty(len(prompts), device=device)  # (U,)
-    for start in range(0, len(by_length), rows):
-        chunk = by_length[start : start + rows]
-        batch = collate_prompt_response(
-            prompt_ids=[prompts[u] for u in chunk],
-            response_ids=[responses[u] for u in chunk],
-            pad_token_id=pad_token_id,
-            max_length=max_positions(model),
-            device=device,
-        )
-        logps[torch.tensor(chunk, device=device)] = response_logprobs(
-            model=model, batch=batch, dtype=dtype
-        )
-    logps = logps[torch.tensor(index, dtype=torch.long, device=device)]  # (2N,)
-    return logps[:n], logps[n:]
+    logps = all_row_logps(
+        model=model,
+        prompt_ids=[*prompt_ids, *prompt_ids],
+        response_ids=[*chosen_ids, *rejected_ids],
+        rows=rows,
+        pad_token_id=pad_token_id,
+        device=device,
+        dtype=dtype,
+    )  # (2N,)
+    return logps[: len(prompt_ids)], logps[len(prompt_ids) :]
 
 
 def _pair_metrics(

@@ -36,14 +36,11 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.ml.lm.lm import (
-    collate_prompt_response,
     encode_prompts,
     encode_responses,
     forward_dtype,
-    max_positions,
-    response_logprobs,
-    unique_sequences,
 )
+from training.ml.lm.row_logps import all_row_logps, row_logps
 
 # (prompt x, completion y, whether y is desirable)
 KTOExample = tuple[str, str, bool]
@@ -119,58 +116,6 @@ def mismatched(batch: Sequence[int]) -> list[int]:
     paired with to estimate z_0: its predecessor in the batch (the first takes the last),
     TRL's _get_kl_dataset. A batch of one is paired with itself."""
     return [batch[-1], *batch[:-1]]
-
-
-def _logps(
-    *,
-    model: PreTrainedModel,
-    prompt_ids: Sequence[list[int]],
-    response_ids: Sequence[list[int]],
-    pad_token_id: int,
-    device: torch.device | str,
-    dtype: torch.dtype,
-) -> Tensor:
-    """log π(y|x) of each (prompt, completion) row: (B,), with gradient. Distinct rows go
-    through the model once, in one forward pass."""
-    prompts, responses, index = unique_sequences(prompt_ids, response_ids)
-    batch = collate_prompt_response(
-        prompt_ids=prompts,
-        response_ids=responses,
-        pad_token_id=pad_token_id,
-        max_length=max_positions(model),
-        device=device,
-    )
-    logps = response_logprobs(model=model, batch=batch, dtype=dtype)  # (U,)
-    return logps[torch.tensor(index, device=logps.device)]
-
-
-@torch.no_grad()
-def _all_logps(
-    *,
-    model: PreTrainedModel,
-    prompt_ids: Sequence[list[int]],
-    response_ids: Sequence[list[int]],
-    rows: int,
-    pad_token_id: int,
-    device: torch.device | str,
-    dtype: torch.dtype,
-) -> Tensor:
-    """log π(y|x) of many rows without gradient: (N,). Each distinct row is scored once,
-    shortest first (the least padding), ``rows`` a pass."""
-    prompts, responses, index = unique_sequences(prompt_ids, response_ids)
-    by_length = sorted(range(len(prompts)), key=lambda u: len(prompts[u]) + len(responses[u]))
-    logps = torch.empty(len(prompts), device=device)  # (U,)
-    for start in range(0, len(by_length), rows):
-        chunk = by_length[start : start + rows]
-        logps[torch.tensor(chunk, device=device)] = _logps(
-            model=model,
-            prompt_ids=[prompts[u] for u in chunk],
-            response_ids=[responses[u] for u in chunk],
-            pad_token_id=pad_token_id,
-            device=device,
-            dtype=dtype,
-        ).float()
-    return logps[torch.tensor(index, dtype=torch.long, device=device)]
 
 
 def _sums(losses: Tensor, rewards: Tensor, logps: Tensor, desirable: Tensor) -> Tensor:
@@ -264,7 +209,7 @@ def train_kto(
     kl_completion = [j for epoch in batches for batch in epoch for j in mismatched(batch)]
 
     def all_logps(model, prompts: list[int], completions: list[int]) -> Tensor:
-        return _all_logps(
+        return all_row_logps(
             model=model,
             prompt_ids=[prompt_ids[i] for i in prompts],
             response_ids=[completion_ids[j] for j in completions],
@@ -294,7 +239,7 @@ def train_kto(
             kl_row += len(batch)
             policy_kl = all_logps(policy, batch, mismatched(batch))  # (B,), no gradient
             z = kl_estimate(policy_kl, reference_kl[kl_rows])
-            policy_logps = _logps(
+            policy_logps = row_logps(
                 model=policy,
                 prompt_ids=[prompt_ids[i] for i in batch],
                 response_ids=[completion_ids[i] for i in batch],
