@@ -10,7 +10,8 @@ thread each):
   imitation  imitation 1.0.1's preference comparisons with SB3's PPO
              (benchmarks/imitation_pendulum.py, in .venv-imitation), with the same PPO
              hyperparameters, fragment length, initial share and schedule;
-  ceiling    the platform's PPO on the TRUE reward for the same number of steps.
+  ceiling    the platform's PPO on the TRUE reward for the same number of steps, normalised
+             as the learned reward is (NormalisedTrueReward).
 Both loops get --steps environment steps and the same label budgets; the teachers are
 the rational one (a deterministic oracle on the true return) and B-Pref's mistake teacher
 (the oracle's choice flipped with probability ε = 0.1). The final policy is scored on 20
@@ -45,7 +46,9 @@ EVAL_EPISODES = 20
 
 
 # --- one run, in its own process ---------------------------------------------------------------
-def run_platform(*, labels: int, seed: int, teacher: str, steps: int, rounds: int) -> dict:
+def run_platform(
+    *, labels: int, seed: int, teacher: str, steps: int, rounds: int, gamma: float, extra: dict
+) -> dict:
     """One project through run_loop: the first comparisons are sampled from the initial
     policy, then ``rounds`` − 1 rounds train on what was judged (run_loop judges before
     each round); the last one asks for no more labels."""
@@ -64,6 +67,8 @@ def run_platform(*, labels: int, seed: int, teacher: str, steps: int, rounds: in
         "render_clips": False,
         "eval_episodes": EVAL_EPISODES,
         "seed": seed,
+        "gamma": gamma,
+        **extra,
     }
     slug = f"fe-{teacher}-{labels}-{seed}-{uuid.uuid4().hex[:6]}"
     services.create_project(
@@ -85,16 +90,41 @@ def run_platform(*, labels: int, seed: int, teacher: str, steps: int, rounds: in
     }
 
 
-def run_ceiling(*, seed: int, steps: int) -> dict:
-    from training.kinds.trajectory import OPTIMIZER_DEFAULTS
+class NormalisedTrueReward:
+    """Pendulum-v1's own reward from (o_t, a_t), −(θ² + 0.1 θ̇² + 0.001 u²) with θ from
+    o_t = (cos θ, sin θ, θ̇), normalised as the platform normalises its learned reward
+    (a running mean and standard deviation, to standard deviation ``scale``): so the
+    ceiling differs from the loop only in which reward it is given."""
+
+    def __init__(self, scale: float) -> None:
+        from training.ml.control.reward_models import RunningNorm
+
+        self.scale = scale
+        self.norm = RunningNorm((), max_count=100_000)
+
+    def __call__(self, obs, actions):
+        import torch
+
+        theta = torch.atan2(obs[:, 1], obs[:, 0])
+        torque = actions.reshape(len(obs), -1)[:, 0]
+        rewards = -(theta.square() + 0.1 * obs[:, 2].square() + 0.001 * torque.square())
+        self.norm.update(rewards)
+        return self.norm(rewards) * self.scale
+
+
+def run_ceiling(*, seed: int, steps: int, gamma: float) -> dict:
+    from training.kinds.trajectory import OPTIMIZER_DEFAULTS, REWARD_SCALE_DEFAULTS
     from training.ml.control.policies import policy_for_env
     from training.ml.control.ppo import PPOConfig, train_ppo
     from training.ml.control.rollouts import episode_returns
 
     start = time.perf_counter()
     policy = policy_for_env(ENV_ID, seed=seed)
-    config = PPOConfig(**OPTIMIZER_DEFAULTS["continuous"]["ppo"])
-    train_ppo(env_id=ENV_ID, policy=policy, total_steps=steps, config=config, seed=seed)
+    config = PPOConfig(**OPTIMIZER_DEFAULTS["continuous"]["ppo"], gamma=gamma)
+    reward = NormalisedTrueReward(REWARD_SCALE_DEFAULTS["continuous"])
+    train_ppo(
+        env_id=ENV_ID, policy=policy, reward_fn=reward, total_steps=steps, config=config, seed=seed
+    )
     returns = episode_returns(env_id=ENV_ID, policy=policy, episodes=EVAL_EPISODES, seed=10_000)
     return {"true_return": float(returns.mean()), "wall_s": time.perf_counter() - start}
 
@@ -115,9 +145,11 @@ def one(args) -> None:
             teacher=args.teacher,
             steps=args.steps,
             rounds=args.rounds,
+            gamma=args.gamma,
+            extra=json.loads(args.config),
         )
     else:
-        found = run_ceiling(seed=args.seed, steps=args.steps)
+        found = run_ceiling(seed=args.seed, steps=args.steps, gamma=args.gamma)
     print(json.dumps(found))
 
 
@@ -139,7 +171,7 @@ def ensure_database(database_url: str) -> str:
 
 
 def launch(job: dict, args, env: dict) -> dict:
-    common = ["--seed", str(job["seed"]), "--steps", str(args.steps)]
+    common = ["--seed", str(job["seed"]), "--steps", str(args.steps), "--gamma", str(args.gamma)]
     if job["system"] == "imitation":
         command = [str(IMITATION_PYTHON), str(REPO / "benchmarks" / "imitation_pendulum.py"),
                    "--labels", str(job["labels"]), "--teacher", job["teacher"],
@@ -147,7 +179,7 @@ def launch(job: dict, args, env: dict) -> dict:
     else:
         command = [sys.executable, __file__, "--one", job["system"], *common,
                    "--labels", str(job.get("labels", 0)), "--teacher", job.get("teacher", "-"),
-                   "--rounds", str(args.rounds)]  # fmt: skip
+                   "--rounds", str(args.rounds), "--config", args.config]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         return {**job, "error": done.stderr[-2000:]}
@@ -239,7 +271,16 @@ def main() -> None:
     )
     parser.add_argument("--systems", default="platform,imitation,ceiling")
     parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument(
+        "--gamma",
+        type=float,
+        default=0.99,
+        help="discount of every PPO here, the platform's project config and imitation's",
+    )
     parser.add_argument("--rounds", type=int, default=11, help="run_loop rounds (one samples)")
+    parser.add_argument(
+        "--config", default="{}", help="JSON merged into the platform's project config"
+    )
     parser.add_argument("--parallel", type=int, default=2, help="runs at once (one core each)")
     parser.add_argument("--out", default=str(RESULTS / "feedback_efficiency.json"))
     parser.add_argument(
@@ -294,7 +335,8 @@ def main() -> None:
         what = f"{result['system']} {result.get('teacher', '')} {result.get('labels', '')}"
         print(f"[{len(results)}] {what} seed {result['seed']}: {shown[0]}", flush=True)
         rows = summarise(results)
-        settings = {"env": ENV_ID, "steps": args.steps, "rounds": args.rounds}
+        settings = {"env": ENV_ID, "steps": args.steps, "rounds": args.rounds, "gamma": args.gamma,
+                    "config": json.loads(args.config)}  # fmt: skip
         out.write_text(
             json.dumps({"settings": settings, "summary": rows, "runs": results}, indent=2)
         )

@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--teacher", choices=["rational", "mistake"], required=True)
     parser.add_argument("--steps", type=int, default=200_000)
+    parser.add_argument("--gamma", type=float, default=0.99)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=20)
     args = parser.parse_args()
@@ -93,7 +94,7 @@ def main() -> None:
         n_epochs=10,
         learning_rate=3e-4,
         gae_lambda=0.95,
-        gamma=0.99,
+        gamma=args.gamma,
         ent_coef=0.0,
     )
     trajectory_generator = pc.AgentTrainer(

@@ -321,6 +321,8 @@ def test_project_create_with_a_bad_field_is_400_naming_the_field(staff, client_f
         pytest.param("trajectory", {"render_clips": "yes"}, "render_clips", id="not-a-bool"),
         pytest.param("trajectory", {"seed": -1}, "seed", id="negative-seed"),
         pytest.param("trajectory", {"eval_episodes": 0}, "eval_episodes", id="no-eval-episodes"),
+        pytest.param("trajectory", {"reward_scale": 0}, "reward_scale", id="zero-reward-scale"),
+        pytest.param("trajectory", {"reward_scale": "1"}, "reward_scale", id="reward-scale-str"),
         pytest.param("trajectory", {"ppo": 3}, "ppo", id="hyperparameters-not-an-object"),
         pytest.param("trajectory", {"ppo": {"lr": 1e-3}}, "ppo.lr", id="unknown-hyperparameter"),
         pytest.param(

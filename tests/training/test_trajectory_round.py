@@ -21,6 +21,7 @@ TINY = {
     "render_clips": True,
     "seed": 1,
     "eval_episodes": 3,
+    "reward_scale": 0.5,
     "reinforce": {"learning_rate": 3e-3, "num_envs": 4},
 }
 
@@ -59,6 +60,7 @@ def test_a_worker_runs_whole_rounds_and_new_clips_reach_the_queue(
     policy = Policy.objects.filter(project=project).order_by("-version").first()
     assert reward_model.version == 1 and policy.version == 1
     assert policy.metrics["policy/reward_model_version"] == 1
+    assert policy.metrics["policy/reward_scale"] == 0.5  # the project's, not the family's
     assert policy.metrics["charts/true_return_se"] > 0  # over eval_episodes = 3
     assert default_storage.exists(reward_model.checkpoint.name)
     assert default_storage.exists(policy.checkpoint.name)

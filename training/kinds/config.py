@@ -212,6 +212,9 @@ class TrajectoryConfig(LabelingConfig):
     ensemble_size: int = setting(3, int_in(1, 32))
     render_clips: bool = setting(True, is_bool)
     gamma: float = setting(0.99, float_in(0.0, 1.0))
+    # the learned reward's standard deviation as the policy sees it; None: by action-space
+    # family (training.kinds.trajectory.REWARD_SCALE_DEFAULTS)
+    reward_scale: float | None = setting(None, optional(float_in(0.0, 1000.0, open_low=True)))
     seed: int | None = setting(0, optional_seed)
     eval_episodes: int = setting(20, int_in(1, 1000))
     recent_policies: int = setting(1, int_in(1, 16))

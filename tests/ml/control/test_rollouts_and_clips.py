@@ -159,7 +159,7 @@ def test_clip_writers_reject_frames_they_cannot_encode(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_collecting_replayable_segments_reports_its_progress_per_episode():
+def test_collecting_replayable_segments_reports_its_progress_per_batch_of_episodes():
     from training.ml.control.replay import collect_replayable_segments
 
     seen: list[float] = []
@@ -168,4 +168,31 @@ def test_collecting_replayable_segments_reports_its_progress_per_episode():
         progress=seen.append,
     )  # fmt: skip
     assert len(found) >= 12
-    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 3  # 4 segments an episode
+    # one episode first (4 segments), then the 2 episodes the 8 missing segments need
+    assert seen == [4 / 12, 1.0]
+
+
+def test_episodes_run_together_match_episodes_run_one_by_one_though_they_end_apart():
+    """CartPole's episodes end at different steps; each one run in the batch is the one
+    a single environment gives from the same reset seed."""
+    from training.ml.control.lockstep import lockstep_episodes
+    from training.ml.control.rollouts import episode_returns
+
+    policy = policy_for_env("CartPole-v1", seed=3)
+    together = lockstep_episodes("CartPole-v1", policy=policy, seeds=[5, 6, 7], deterministic=True)
+    for episode in together:
+        env = gym.make("CartPole-v1")
+        obs, _ = env.reset(seed=episode.seed)
+        rewards, done = [], False
+        while not done:
+            with torch.no_grad():
+                action, _, _ = policy.act(
+                    torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=True
+                )
+            obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+            rewards.append(reward)
+            done = terminated or truncated
+        assert len(episode.rewards) == len(rewards)
+    assert len({len(e.rewards) for e in together}) > 1  # they did end apart
+    returns = episode_returns(env_id="CartPole-v1", policy=policy, episodes=3, seed=5)
+    assert returns.tolist() == [e.true_return for e in together]

@@ -2,8 +2,8 @@
 
 Clips are rendered only for the comparisons people will see, but which segments those
 are is known only after selection (e.g. by ensemble disagreement over an oversampled
-candidate set). So candidates are collected without rendering, on a single environment
-whose episode i starts from ``reset(seed=seed + i)``; each segment keeps its episode's
+candidate set). So candidates are collected without rendering, on copies of the
+environment whose episode i starts from ``reset(seed=seed + i)``; each segment keeps its episode's
 seed and the actions taken from the episode's start. Replaying those actions from the
 same reset reproduces the episode exactly (gymnasium environments are deterministic
 given the reset seed and the actions), and only the chosen segments' frames are drawn.
@@ -17,13 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from training.ml.control.lockstep import Episode, lockstep_episodes
 from training.ml.control.rollouts import ActingPolicy, Segment
-from training.ml.control.spaces import (
-    action_spec_of,
-    as_tensor,
-    encode_observations,
-    to_env_actions,
-)
 from training.ml.envs import make_env
 from training.ml.seeding import torch_seeded
 
@@ -43,6 +38,9 @@ class ReplayableSegment:
         return len(self.episode_actions) - len(self.segment)
 
 
+MAX_LOCKSTEP = 64  # episodes run together at most
+
+
 def collect_replayable_segments(
     *,
     env_id: str,
@@ -54,28 +52,33 @@ def collect_replayable_segments(
     max_episodes: int | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> list[ReplayableSegment]:
-    """Roll ``policy`` out (stochastically; None = uniformly random actions) episode by
-    episode and cut each episode into consecutive segments of ``segment_length`` steps
-    (an episode's shorter remainder is dropped). progress(fraction found) per episode."""
-    env = make_env(env_id)
-    spec = action_spec_of(env.action_space)
-    env.action_space.seed(seed)
+    """Roll ``policy`` out (stochastically; None = uniformly random actions) and cut each
+    episode into consecutive segments of ``segment_length`` steps (an episode's shorter
+    remainder is dropped). Episodes run in batches, together (lockstep.py): first one, then
+    as many as the segments per episode seen so far say are still needed.
+    progress(fraction found) after each batch."""
     max_episodes = max_episodes or 100 * n_segments
     found: list[ReplayableSegment] = []
-    try:
-        with torch_seeded(seed, device=device):
-            for episode in range(max_episodes):
-                if len(found) >= n_segments:
-                    break
-                found.extend(
-                    _episode_segments(
-                        env, policy, spec, seed=seed + episode, length=segment_length, device=device
-                    )
-                )
-                if progress is not None:
-                    progress(min(1.0, len(found) / n_segments))
-    finally:
-        env.close()
+    episodes = 0
+    with torch_seeded(seed, device=device):
+        while len(found) < n_segments and episodes < max_episodes:
+            per_episode = len(found) / episodes if episodes else 0.0
+            wanted = (
+                int(np.ceil((n_segments - len(found)) / per_episode))
+                if per_episode
+                else episodes + 1
+            )
+            batch = min(wanted, MAX_LOCKSTEP, max_episodes - episodes)
+            for episode in lockstep_episodes(
+                env_id,
+                policy=policy,
+                seeds=[seed + episodes + i for i in range(batch)],
+                device=device,
+            ):
+                found.extend(_episode_segments(episode, length=segment_length))
+            episodes += batch
+            if progress is not None:
+                progress(min(1.0, len(found) / n_segments))
     if len(found) < n_segments:
         raise RuntimeError(
             f"Only {len(found)} of {n_segments} segments of {segment_length} steps from "
@@ -84,31 +87,15 @@ def collect_replayable_segments(
     return found[:n_segments]
 
 
-def _episode_segments(env, policy, spec, *, seed: int, length: int, device) -> list:
-    raw_obs, _ = env.reset(seed=seed)
-    observations, actions, rewards = [], [], []
-    done = False
-    while not done:
-        obs = encode_observations(np.asarray(raw_obs)[None], env.observation_space)  # (1, D)
-        if policy is None:
-            action = np.asarray(env.action_space.sample())
-        else:
-            with torch.no_grad():
-                sampled, _, _ = policy.act(as_tensor(obs, device=device))
-            action = to_env_actions(sampled, spec)[0]
-        raw_obs, reward, terminated, truncated, _ = env.step(action)
-        observations.append(obs[0])
-        actions.append(action)
-        rewards.append(float(reward))
-        done = terminated or truncated
+def _episode_segments(episode: Episode, *, length: int) -> list[ReplayableSegment]:
     segments = []
-    for end in range(length, len(actions) + 1, length):
+    for end in range(length, len(episode.actions) + 1, length):
         segment = Segment(
-            observations=np.stack(observations[end - length : end]).astype(np.float32),
-            actions=np.stack(actions[end - length : end]),
-            true_rewards=np.asarray(rewards[end - length : end], dtype=np.float32),
+            observations=episode.observations[end - length : end],
+            actions=episode.actions[end - length : end],
+            true_rewards=episode.rewards[end - length : end],
         )
-        segments.append(ReplayableSegment(segment, seed, np.stack(actions[:end])))
+        segments.append(ReplayableSegment(segment, episode.seed, episode.actions[:end]))
     return segments
 
 

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from training.ml.control.lockstep import lockstep_episodes
 from training.ml.control.spaces import (
     action_spec_of,
     as_tensor,
     encode_observations,
     to_env_actions,
 )
-from training.ml.envs import make_env, register_platform_envs
+from training.ml.envs import register_platform_envs
 from training.ml.seeding import torch_seeded
 
 
@@ -207,27 +208,15 @@ def episode_returns(
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """True (environment) returns of ``episodes`` full episodes, (episodes,); episode i
-    starts from reset(seed=seed + i). deterministic=True takes the mode of the action
-    distribution. The policy must already be on ``device``."""
-    env = make_env(env_id)
-    spec = action_spec_of(env.action_space)
-    returns = []
-    try:
-        with torch_seeded(seed, device=device):
-            for episode in range(episodes):
-                raw_obs, _ = env.reset(seed=seed + episode)
-                episode_return, done = 0.0, False
-                while not done:
-                    obs = encode_observations(np.asarray(raw_obs)[None], env.observation_space)
-                    with torch.no_grad():
-                        actions, _, _ = policy.act(
-                            as_tensor(obs, device=device), deterministic=deterministic
-                        )
-                    action = to_env_actions(actions, spec)[0]
-                    raw_obs, reward, terminated, truncated, _ = env.step(action)
-                    episode_return += float(reward)
-                    done = terminated or truncated
-                returns.append(episode_return)
-    finally:
-        env.close()
-    return np.asarray(returns, dtype=np.float64)
+    starts from reset(seed=seed + i), and all run together (lockstep.py).
+    deterministic=True takes the mode of the action distribution. The policy must already
+    be on ``device``."""
+    with torch_seeded(seed, device=device):
+        found = lockstep_episodes(
+            env_id,
+            policy=policy,
+            seeds=[seed + i for i in range(episodes)],
+            deterministic=deterministic,
+            device=device,
+        )
+    return np.asarray([episode.true_return for episode in found], dtype=np.float64)
