@@ -212,10 +212,11 @@ class TrajectoryKind:
         if ensemble is None:
             return StepResult({"policy/skipped": 1})
         _, policy, state = _load_policy(project, config, seed=context.seed, device=device)
+        scale = reward_scale(config, policy)
         train_metrics = OPTIMIZERS[config.algorithm](
             env_id=config.env_id,
             policy=policy,
-            reward_fn=NormalizedReward(ensemble, scale=reward_scale(config, policy)),
+            reward_fn=NormalizedReward(ensemble, scale=scale),
             total_steps=config.env_steps_per_round,
             config=optimizer_config(config, policy),
             state=state,  # training continues across rounds
@@ -229,7 +230,7 @@ class TrajectoryKind:
             **finite_metrics(train_metrics),
             **evaluation,
             "policy/reward_model_version": reward_row.version,
-            "policy/reward_scale": reward_scale(config, policy),
+            "policy/reward_scale": scale,
         }
         name = _store_checkpoint(project, "policy", policy, training_state=state)
 

@@ -3,8 +3,8 @@
 Clips are rendered only for the comparisons people will see, but which segments those
 are is known only after selection (e.g. by ensemble disagreement over an oversampled
 candidate set). So candidates are collected without rendering, on copies of the
-environment whose episode i starts from ``reset(seed=seed + i)``; each segment keeps its episode's
-seed and the actions taken from the episode's start. Replaying those actions from the
+environment whose episode i starts from ``reset(seed=seed + i)``; each segment keeps its
+episode's seed and the actions taken from the episode's start. Replaying those actions from the
 same reset reproduces the episode exactly (gymnasium environments are deterministic
 given the reset seed and the actions), and only the chosen segments' frames are drawn.
 """
